@@ -1,0 +1,300 @@
+//! Resolvers: turn a [`Target`] into a stream of endpoint sets.
+//!
+//! Every source (static list, Kubernetes EndpointSlices, DNS, etcd) speaks
+//! the same small vocabulary, [`Update`]: *the set is now this* or *this
+//! happened without changing the set*. Consumers (the pool, `grpclb resolve
+//! --watch`) diff consecutive sets with [`diff`]; no source has to.
+
+mod static_list;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::target::Target;
+
+/// One endpoint a target resolves to, with what its source knows about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// `ip:port`, `[ipv6]:port` or `host:port`: what the pool dials.
+    pub address: String,
+    /// The pod (or server) name when the source knows it.
+    pub name: Option<String>,
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub node: Option<String>,
+    pub zone: Option<String>,
+    /// Where the source found it: slice name, DNS record, etcd key, "static".
+    pub origin: String,
+    /// Seconds the record stays valid, when the source says (DNS TTL, etcd lease TTL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<i64>,
+    /// The etcd lease the key is attached to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<i64>,
+}
+
+impl Endpoint {
+    /// A ready endpoint with nothing known but its address and origin.
+    pub fn new(address: impl Into<String>, origin: impl Into<String>) -> Endpoint {
+        Endpoint {
+            address: address.into(),
+            name: None,
+            ready: true,
+            serving: true,
+            terminating: false,
+            node: None,
+            zone: None,
+            origin: origin.into(),
+            ttl_s: None,
+            lease: None,
+        }
+    }
+
+    /// The name to show: the pod name when known, else the address.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.address)
+    }
+
+    /// True when calls may be balanced onto this endpoint.
+    pub fn balanced_onto(&self, include_terminating: bool) -> bool {
+        self.ready || (include_terminating && self.serving && self.terminating)
+    }
+}
+
+/// What a source reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// The complete set of endpoints now (replaces the previous set).
+    Reset(Vec<Endpoint>),
+    /// An event worth reporting that did not change the set by itself:
+    /// reconnected, relisted after an expired watch, a key skipped and why.
+    Notice(String),
+}
+
+/// Why a target could not be resolved. Every message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The target form is valid but this build cannot resolve it (exit 2).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Resolution ran and failed: not found, forbidden, unreachable (exit 3).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Settings shared by every source.
+#[derive(Debug, Clone)]
+pub struct ResolveOptions {
+    /// How often DNS answers are re-resolved.
+    pub dns_refresh: Duration,
+    /// Balance onto terminating endpoints that still serve.
+    pub include_terminating: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions {
+            dns_refresh: Duration::from_secs(5),
+            include_terminating: false,
+        }
+    }
+}
+
+/// A running resolution: the first set, and every update after it.
+pub struct Resolution {
+    /// The source's short name: "static", "kubernetes", "dns", "etcd".
+    pub source: &'static str,
+    /// The first complete set.
+    pub initial: Vec<Endpoint>,
+    /// Later updates; closes when the source ends (a static list at once).
+    pub updates: mpsc::Receiver<Update>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Resolution {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sending half handed to a source.
+#[derive(Clone)]
+pub struct UpdateSender {
+    tx: mpsc::Sender<Result<Update, ResolveError>>,
+}
+
+impl UpdateSender {
+    /// Sends the complete current set. Returns false once nobody listens.
+    pub async fn reset(&self, endpoints: Vec<Endpoint>) -> bool {
+        self.tx.send(Ok(Update::Reset(endpoints))).await.is_ok()
+    }
+
+    /// Reports an event that does not change the set. Returns false once nobody listens.
+    pub async fn notice(&self, message: impl Into<String>) -> bool {
+        self.tx.send(Ok(Update::Notice(message.into()))).await.is_ok()
+    }
+}
+
+/// Runs a source in the background and waits for its first set.
+///
+/// The source sends sets and notices through the [`UpdateSender`]; an error
+/// it returns before its first set becomes this function's error, one after
+/// it becomes a final notice (the last set stays in force).
+pub async fn spawn_source<F, Fut>(source: &'static str, run: F) -> Result<Resolution, ResolveError>
+where
+    F: FnOnce(UpdateSender) -> Fut,
+    Fut: Future<Output = Result<(), ResolveError>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(64);
+    let sender = UpdateSender { tx: tx.clone() };
+    let fut = run(sender);
+    let task = tokio::spawn(async move {
+        if let Err(err) = fut.await {
+            let _ = tx.send(Err(err)).await;
+        }
+    });
+    // Notices before the first set are kept and delivered after it.
+    let mut early_notices = Vec::new();
+    let initial = loop {
+        match rx.recv().await {
+            Some(Ok(Update::Reset(set))) => break set,
+            Some(Ok(notice @ Update::Notice(_))) => early_notices.push(notice),
+            Some(Err(err)) => return Err(err),
+            None => {
+                return Err(ResolveError::Failed(format!(
+                    "the {source} resolver stopped before producing any endpoints"
+                )));
+            }
+        }
+    };
+    let (out_tx, out_rx) = mpsc::channel(64);
+    let forward = tokio::spawn(async move {
+        for notice in early_notices {
+            if out_tx.send(notice).await.is_err() {
+                return;
+            }
+        }
+        while let Some(item) = rx.recv().await {
+            let update = match item {
+                Ok(update) => update,
+                Err(err) => Update::Notice(format!("{source} resolver stopped: {err}; keeping the last set")),
+            };
+            if out_tx.send(update).await.is_err() {
+                break;
+            }
+        }
+        task.abort();
+    });
+    Ok(Resolution {
+        source,
+        initial,
+        updates: out_rx,
+        task: forward,
+    })
+}
+
+/// Starts resolving `target`.
+pub async fn start(target: &Target, _options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+    match target {
+        Target::Static { addresses } => static_list::start(addresses.clone()).await,
+        Target::HostPort { host, port } => {
+            static_list::start(vec![crate::target::join_host_port(host, *port)]).await
+        }
+        Target::Kubernetes { .. } | Target::Dns { .. } | Target::Etcd { .. } => {
+            Err(ResolveError::Unsupported(format!(
+                "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
+                target.scheme()
+            )))
+        }
+    }
+}
+
+/// How one endpoint changed between two sets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", content = "endpoint", rename_all = "lowercase")]
+pub enum Change {
+    Added(Endpoint),
+    Removed(Endpoint),
+    /// Same address, different conditions or metadata.
+    Changed(Endpoint),
+}
+
+/// The changes that turn `old` into `new`, keyed by address, in `new`'s order
+/// (removals last).
+pub fn diff(old: &[Endpoint], new: &[Endpoint]) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for endpoint in new {
+        match old.iter().find(|o| o.address == endpoint.address) {
+            None => changes.push(Change::Added(endpoint.clone())),
+            Some(previous) if !same_except_ttl(previous, endpoint) => {
+                changes.push(Change::Changed(endpoint.clone()))
+            }
+            Some(_) => {}
+        }
+    }
+    for endpoint in old {
+        if !new.iter().any(|n| n.address == endpoint.address) {
+            changes.push(Change::Removed(endpoint.clone()));
+        }
+    }
+    changes
+}
+
+/// A TTL counting down is not a change worth reporting.
+fn same_except_ttl(a: &Endpoint, b: &Endpoint) -> bool {
+    Endpoint { ttl_s: None, ..a.clone() } == Endpoint { ttl_s: None, ..b.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_reports_added_changed_removed() {
+        let a = Endpoint::new("10.0.0.1:80", "s1");
+        let b = Endpoint::new("10.0.0.2:80", "s1");
+        let c = Endpoint::new("10.0.0.3:80", "s2");
+        let b_unready = Endpoint { ready: false, ..b.clone() };
+        let changes = diff(&[a.clone(), b.clone()], &[b_unready.clone(), c.clone()]);
+        assert_eq!(
+            changes,
+            vec![Change::Changed(b_unready), Change::Added(c), Change::Removed(a)]
+        );
+    }
+
+    #[test]
+    fn ttl_countdown_is_not_a_change() {
+        let a = Endpoint { ttl_s: Some(10), ..Endpoint::new("10.0.0.1:80", "k") };
+        let a_later = Endpoint { ttl_s: Some(4), ..a.clone() };
+        assert!(diff(&[a], &[a_later]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn error_before_first_set_is_returned() {
+        let result = spawn_source("test", |_tx| async {
+            Err(ResolveError::Failed("nope".into()))
+        })
+        .await;
+        assert!(matches!(result, Err(ResolveError::Failed(m)) if m == "nope"));
+    }
+
+    #[tokio::test]
+    async fn error_after_first_set_becomes_a_notice() {
+        let mut resolution = spawn_source("test", |tx| async move {
+            tx.reset(vec![Endpoint::new("10.0.0.1:80", "x")]).await;
+            Err(ResolveError::Failed("lost".into()))
+        })
+        .await
+        .expect("first set");
+        assert_eq!(resolution.initial.len(), 1);
+        match resolution.updates.recv().await {
+            Some(Update::Notice(n)) => assert!(n.contains("lost"), "{n}"),
+            other => panic!("expected a notice, got {other:?}"),
+        }
+    }
+}
