@@ -5,9 +5,12 @@
 //! happened without changing the set*. Consumers (the pool, `grpclb resolve
 //! --watch`) diff consecutive sets with [`diff`]; no source has to.
 
+mod dns;
+mod kubernetes;
 mod static_list;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -94,6 +97,10 @@ pub struct ResolveOptions {
     pub dns_refresh: Duration,
     /// Balance onto terminating endpoints that still serve.
     pub include_terminating: bool,
+    /// Kubernetes: the kubeconfig to read instead of `KUBECONFIG` / `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: the kubeconfig context to use instead of its current context.
+    pub kube_context: Option<String>,
 }
 
 impl Default for ResolveOptions {
@@ -101,6 +108,8 @@ impl Default for ResolveOptions {
         ResolveOptions {
             dns_refresh: Duration::from_secs(5),
             include_terminating: false,
+            kubeconfig: None,
+            kube_context: None,
         }
     }
 }
@@ -136,7 +145,10 @@ impl UpdateSender {
 
     /// Reports an event that does not change the set. Returns false once nobody listens.
     pub async fn notice(&self, message: impl Into<String>) -> bool {
-        self.tx.send(Ok(Update::Notice(message.into()))).await.is_ok()
+        self.tx
+            .send(Ok(Update::Notice(message.into())))
+            .await
+            .is_ok()
     }
 }
 
@@ -182,7 +194,9 @@ where
         while let Some(item) = rx.recv().await {
             let update = match item {
                 Ok(update) => update,
-                Err(err) => Update::Notice(format!("{source} resolver stopped: {err}; keeping the last set")),
+                Err(err) => Update::Notice(format!(
+                    "{source} resolver stopped: {err}; keeping the last set"
+                )),
             };
             if out_tx.send(update).await.is_err() {
                 break;
@@ -199,18 +213,24 @@ where
 }
 
 /// Starts resolving `target`.
-pub async fn start(target: &Target, _options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
     match target {
         Target::Static { addresses } => static_list::start(addresses.clone()).await,
         Target::HostPort { host, port } => {
             static_list::start(vec![crate::target::join_host_port(host, *port)]).await
         }
-        Target::Kubernetes { .. } | Target::Dns { .. } | Target::Etcd { .. } => {
-            Err(ResolveError::Unsupported(format!(
-                "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
-                target.scheme()
-            )))
+        Target::Kubernetes {
+            namespace,
+            service,
+            port,
+        } => kubernetes::start(namespace, service, port.clone(), options).await,
+        Target::Dns { server, host, port } => {
+            dns::start(server.as_deref(), host, *port, options).await
         }
+        Target::Etcd { .. } => Err(ResolveError::Unsupported(format!(
+            "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
+            target.scheme()
+        ))),
     }
 }
 
@@ -247,7 +267,13 @@ pub fn diff(old: &[Endpoint], new: &[Endpoint]) -> Vec<Change> {
 
 /// A TTL counting down is not a change worth reporting.
 fn same_except_ttl(a: &Endpoint, b: &Endpoint) -> bool {
-    Endpoint { ttl_s: None, ..a.clone() } == Endpoint { ttl_s: None, ..b.clone() }
+    Endpoint {
+        ttl_s: None,
+        ..a.clone()
+    } == Endpoint {
+        ttl_s: None,
+        ..b.clone()
+    }
 }
 
 #[cfg(test)]
@@ -259,18 +285,31 @@ mod tests {
         let a = Endpoint::new("10.0.0.1:80", "s1");
         let b = Endpoint::new("10.0.0.2:80", "s1");
         let c = Endpoint::new("10.0.0.3:80", "s2");
-        let b_unready = Endpoint { ready: false, ..b.clone() };
+        let b_unready = Endpoint {
+            ready: false,
+            ..b.clone()
+        };
         let changes = diff(&[a.clone(), b.clone()], &[b_unready.clone(), c.clone()]);
         assert_eq!(
             changes,
-            vec![Change::Changed(b_unready), Change::Added(c), Change::Removed(a)]
+            vec![
+                Change::Changed(b_unready),
+                Change::Added(c),
+                Change::Removed(a)
+            ]
         );
     }
 
     #[test]
     fn ttl_countdown_is_not_a_change() {
-        let a = Endpoint { ttl_s: Some(10), ..Endpoint::new("10.0.0.1:80", "k") };
-        let a_later = Endpoint { ttl_s: Some(4), ..a.clone() };
+        let a = Endpoint {
+            ttl_s: Some(10),
+            ..Endpoint::new("10.0.0.1:80", "k")
+        };
+        let a_later = Endpoint {
+            ttl_s: Some(4),
+            ..a.clone()
+        };
         assert!(diff(&[a], &[a_later]).is_empty());
     }
 
