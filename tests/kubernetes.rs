@@ -69,14 +69,22 @@ fn addresses(set: &[Endpoint]) -> Vec<String> {
 
 fn assert_unique(set: &[Endpoint]) {
     let unique: HashSet<&str> = set.iter().map(|e| e.address.as_str()).collect();
-    assert_eq!(unique.len(), set.len(), "an address is listed twice: {:?}", addresses(set));
+    assert_eq!(
+        unique.len(),
+        set.len(),
+        "an address is listed twice: {:?}",
+        addresses(set)
+    );
 }
 
 fn failure(result: Result<Resolution, ResolveError>) -> String {
     match result {
         Err(ResolveError::Failed(message)) => message,
         Err(other) => panic!("expected a resolution failure (exit 3), got {other:?}"),
-        Ok(resolution) => panic!("expected a failure, resolved {:?}", addresses(&resolution.initial)),
+        Ok(resolution) => panic!(
+            "expected a failure, resolved {:?}",
+            addresses(&resolution.initial)
+        ),
     }
 }
 
@@ -94,7 +102,15 @@ fn echo_250(api: &FakeApi) {
                 )
             })
             .collect();
-        api.put_slice("default", slice(&format!("echo-{index}"), "echo", &[("grpc", 50051)], endpoints));
+        api.put_slice(
+            "default",
+            slice(
+                &format!("echo-{index}"),
+                "echo",
+                &[("grpc", 50051)],
+                endpoints,
+            ),
+        );
     }
 }
 
@@ -105,7 +121,12 @@ async fn resolves_250_endpoints_over_three_slices() {
     // Another Service's slice in the same namespace is not ours.
     api.put_slice(
         "default",
-        slice("other-x", "other", &[("grpc", 50051)], vec![endpoint("10.9.0.1", "other-1", "n", "z")]),
+        slice(
+            "other-x",
+            "other",
+            &[("grpc", 50051)],
+            vec![endpoint("10.9.0.1", "other-1", "n", "z")],
+        ),
     );
     let resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     let set = &resolution.initial;
@@ -114,17 +135,29 @@ async fn resolves_250_endpoints_over_three_slices() {
     assert_unique(set);
     assert!(set.iter().all(|e| e.ready && e.serving && !e.terminating));
     assert!(set.iter().all(|e| e.address.ends_with(":50051")));
-    let first = set.iter().find(|e| e.address == "10.1.0.1:50051").expect("pod 0");
+    let first = set
+        .iter()
+        .find(|e| e.address == "10.1.0.1:50051")
+        .expect("pod 0");
     assert_eq!(first.name.as_deref(), Some("echo-000"));
     assert_eq!(first.node.as_deref(), Some("node-0"));
     assert_eq!(first.zone.as_deref(), Some("zone-0"));
     assert_eq!(first.origin, "echo-0");
-    let last = set.iter().find(|e| e.name.as_deref() == Some("echo-249")).expect("pod 249");
+    let last = set
+        .iter()
+        .find(|e| e.name.as_deref() == Some("echo-249"))
+        .expect("pod 249");
     assert_eq!(last.origin, "echo-2");
-    let lists = api.requests().iter().filter(|r| r.contains("endpointslices?") && !r.contains("watch=")).count();
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.contains("endpointslices?") && !r.contains("watch="))
+        .count();
     assert_eq!(lists, 1, "one list: {:?}", api.requests());
     assert!(
-        api.requests().iter().any(|r| r.contains("labelSelector=kubernetes.io%2Fservice-name%3Decho")),
+        api.requests()
+            .iter()
+            .any(|r| r.contains("labelSelector=kubernetes.io%2Fservice-name%3Decho")),
         "the list selects by service name: {:?}",
         api.requests()
     );
@@ -134,7 +167,9 @@ async fn resolves_250_endpoints_over_three_slices() {
 async fn deleted_slice_takes_its_endpoints_with_it() {
     let api = FakeApi::start().await;
     echo_250(&api);
-    let mut resolution = resolve(&api, "kubernetes:///echo.default:grpc").await.expect("resolves");
+    let mut resolution = resolve(&api, "kubernetes:///echo.default:grpc")
+        .await
+        .expect("resolves");
     assert_eq!(resolution.initial.len(), 250);
     assert!(api.delete_slice("default", "echo-1"));
     let mut notices = Vec::new();
@@ -147,25 +182,53 @@ async fn deleted_slice_takes_its_endpoints_with_it() {
 async fn address_moving_between_slices_is_counted_once() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| endpoint(&format!("10.0.0.{i}"), &format!("echo-{i}"), "node-a", "zone-1");
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]));
-    api.put_slice("default", slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3)]));
+    let pod = |i: u8| {
+        endpoint(
+            &format!("10.0.0.{i}"),
+            &format!("echo-{i}"),
+            "node-a",
+            "zone-1",
+        )
+    };
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
+    );
+    api.put_slice(
+        "default",
+        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3)]),
+    );
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert_eq!(resolution.initial.len(), 3);
 
     // The controller adds pod 2 to echo-b before removing it from echo-a.
-    api.put_slice("default", slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3), pod(2)]));
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]));
+    api.put_slice(
+        "default",
+        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3), pod(2)]),
+    );
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
+    );
     let mut notices = Vec::new();
     let always = |set: &[Endpoint]| {
         assert_unique(set);
-        assert_eq!(set.len(), 3, "no set loses or doubles pod 2: {:?}", addresses(set));
+        assert_eq!(
+            set.len(),
+            3,
+            "no set loses or doubles pod 2: {:?}",
+            addresses(set)
+        );
     };
     let set = set_where(&mut resolution, &mut notices, always, |set| {
-        set.iter().any(|e| e.address == "10.0.0.2:50051" && e.origin == "echo-b")
+        set.iter()
+            .any(|e| e.address == "10.0.0.2:50051" && e.origin == "echo-b")
     })
     .await;
-    assert_eq!(addresses(&set), ["10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051"]);
+    assert_eq!(
+        addresses(&set),
+        ["10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051"]
+    );
 }
 
 #[tokio::test]
@@ -174,7 +237,15 @@ async fn endpoint_turns_not_ready_then_terminating() {
     api.put_service("default", "echo", &[("grpc", 50051)]);
     let ready = endpoint("10.0.0.1", "echo-1", "node-a", "zone-1");
     let other = endpoint("10.0.0.2", "echo-2", "node-a", "zone-1");
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![ready, other.clone()]));
+    api.put_slice(
+        "default",
+        slice(
+            "echo-a",
+            "echo",
+            &[("grpc", 50051)],
+            vec![ready, other.clone()],
+        ),
+    );
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert!(resolution.initial.iter().all(|e| e.balanced_onto(false)));
 
@@ -189,12 +260,18 @@ async fn endpoint_turns_not_ready_then_terminating() {
             "echo-a",
             "echo",
             &[("grpc", 50051)],
-            vec![endpoint_with("10.0.0.1", "echo-1", "node-a", "zone-1", not_ready), other.clone()],
+            vec![
+                endpoint_with("10.0.0.1", "echo-1", "node-a", "zone-1", not_ready),
+                other.clone(),
+            ],
         ),
     );
     let mut notices = Vec::new();
     let set = next_set(&mut resolution, &mut notices).await;
-    let pod = set.iter().find(|e| e.address == "10.0.0.1:50051").expect("still listed");
+    let pod = set
+        .iter()
+        .find(|e| e.address == "10.0.0.1:50051")
+        .expect("still listed");
     assert!(!pod.ready && !pod.serving && !pod.terminating);
     assert!(!pod.balanced_onto(false) && !pod.balanced_onto(true));
 
@@ -209,13 +286,22 @@ async fn endpoint_turns_not_ready_then_terminating() {
             "echo-a",
             "echo",
             &[("grpc", 50051)],
-            vec![endpoint_with("10.0.0.1", "echo-1", "node-a", "zone-1", terminating), other],
+            vec![
+                endpoint_with("10.0.0.1", "echo-1", "node-a", "zone-1", terminating),
+                other,
+            ],
         ),
     );
     let set = next_set(&mut resolution, &mut notices).await;
-    let pod = set.iter().find(|e| e.address == "10.0.0.1:50051").expect("still listed");
+    let pod = set
+        .iter()
+        .find(|e| e.address == "10.0.0.1:50051")
+        .expect("still listed");
     assert!(!pod.ready && pod.serving && pod.terminating);
-    assert!(!pod.balanced_onto(false), "terminating pods get no calls by default");
+    assert!(
+        !pod.balanced_onto(false),
+        "terminating pods get no calls by default"
+    );
     assert!(pod.balanced_onto(true), "--include-terminating widens it");
 }
 
@@ -223,9 +309,22 @@ async fn endpoint_turns_not_ready_then_terminating() {
 async fn expired_watch_relists_and_sees_what_it_missed() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| endpoint(&format!("10.0.0.{i}"), &format!("echo-{i}"), "node-a", "zone-1");
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]));
-    api.put_slice("default", slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(2)]));
+    let pod = |i: u8| {
+        endpoint(
+            &format!("10.0.0.{i}"),
+            &format!("echo-{i}"),
+            "node-a",
+            "zone-1",
+        )
+    };
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
+    );
+    api.put_slice(
+        "default",
+        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(2)]),
+    );
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert_eq!(resolution.initial.len(), 2);
 
@@ -233,20 +332,32 @@ async fn expired_watch_relists_and_sees_what_it_missed() {
     // history that would have told the client is compacted away.
     api.expire_watches(|cluster| {
         cluster.delete_slice("default", "echo-b");
-        cluster.put_slice("default", slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3)]));
+        cluster.put_slice(
+            "default",
+            slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3)]),
+        );
     });
     let mut notices = Vec::new();
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(addresses(&set), ["10.0.0.1:50051", "10.0.0.3:50051"]);
     assert!(
-        notices.iter().any(|n| n.contains("410") && n.contains("relisting")),
+        notices
+            .iter()
+            .any(|n| n.contains("410") && n.contains("relisting")),
         "the relist is reported: {notices:?}"
     );
-    let lists = api.requests().iter().filter(|r| r.contains("endpointslices?") && !r.contains("watch=")).count();
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.contains("endpointslices?") && !r.contains("watch="))
+        .count();
     assert_eq!(lists, 2, "listed again after 410: {:?}", api.requests());
 
     // And the new watch works.
-    api.put_slice("default", slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3), pod(4)]));
+    api.put_slice(
+        "default",
+        slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3), pod(4)]),
+    );
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(set.len(), 3);
 }
@@ -255,28 +366,54 @@ async fn expired_watch_relists_and_sees_what_it_missed() {
 async fn dropped_watch_resumes_after_bookmarks_without_relisting() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| endpoint(&format!("10.0.0.{i}"), &format!("echo-{i}"), "node-a", "zone-1");
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]));
+    let pod = |i: u8| {
+        endpoint(
+            &format!("10.0.0.{i}"),
+            &format!("echo-{i}"),
+            "node-a",
+            "zone-1",
+        )
+    };
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
+    );
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     wait_for_watch(&api).await;
     // Changes the client does not watch move the cluster's resourceVersion on;
     // a bookmark tells the client so, and it resumes from there.
-    api.put_slice("default", slice("other-a", "other", &[("grpc", 1)], vec![pod(9)]));
+    api.put_slice(
+        "default",
+        slice("other-a", "other", &[("grpc", 1)], vec![pod(9)]),
+    );
     api.bookmark();
     let bookmarked = api.resource_version();
     api.drop_watches();
     wait_for_watch(&api).await;
     let rewatch = api.requests().last().cloned().unwrap_or_default();
     assert!(
-        rewatch.contains("watch=true") && rewatch.ends_with(&format!("resourceVersion={bookmarked}")),
+        rewatch.contains("watch=true")
+            && rewatch.ends_with(&format!("resourceVersion={bookmarked}")),
         "resumes from the bookmark: {rewatch}"
     );
-    api.put_slice("default", slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]));
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
+    );
     let mut notices = Vec::new();
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(set.len(), 2);
-    let lists = api.requests().iter().filter(|r| r.contains("endpointslices?") && !r.contains("watch=")).count();
-    assert_eq!(lists, 1, "a dropped watch resumes from its resourceVersion: {:?}", api.requests());
+    let lists = api
+        .requests()
+        .iter()
+        .filter(|r| r.contains("endpointslices?") && !r.contains("watch="))
+        .count();
+    assert_eq!(
+        lists,
+        1,
+        "a dropped watch resumes from its resourceVersion: {:?}",
+        api.requests()
+    );
     assert!(notices.is_empty(), "nothing to report: {notices:?}");
 }
 
@@ -305,7 +442,10 @@ async fn forbidden_prints_the_role_and_binding_to_apply() {
         message.contains("- apiGroups: [\"discovery.k8s.io\"]\n  resources: [\"endpointslices\"]\n  verbs: [\"get\", \"list\", \"watch\"]"),
         "{message}"
     );
-    assert!(message.contains("- kind: ServiceAccount\n  name: runner\n  namespace: ci"), "{message}");
+    assert!(
+        message.contains("- kind: ServiceAccount\n  name: runner\n  namespace: ci"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -322,15 +462,24 @@ async fn named_port_and_service_port_number() {
             vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")],
         ),
     );
-    let by_name = resolve(&api, "echo.default:metrics").await.expect("by name");
+    let by_name = resolve(&api, "echo.default:metrics")
+        .await
+        .expect("by name");
     assert_eq!(addresses(&by_name.initial), ["10.0.0.1:9090"]);
-    let by_service_port = resolve(&api, "echo.default:80").await.expect("by Service port");
+    let by_service_port = resolve(&api, "echo.default:80")
+        .await
+        .expect("by Service port");
     assert_eq!(addresses(&by_service_port.initial), ["10.0.0.1:50051"]);
-    let by_pod_port = resolve(&api, "echo.default:50051").await.expect("by pod port");
+    let by_pod_port = resolve(&api, "echo.default:50051")
+        .await
+        .expect("by pod port");
     assert_eq!(addresses(&by_pod_port.initial), ["10.0.0.1:50051"]);
 
     let message = failure(resolve(&api, "echo.default").await);
-    assert!(message.contains("several ports (grpc 50051, metrics 9090)"), "{message}");
+    assert!(
+        message.contains("several ports (grpc 50051, metrics 9090)"),
+        "{message}"
+    );
     let message = failure(resolve(&api, "echo.default:http").await);
     assert!(message.contains("no port named \"http\""), "{message}");
     assert!(message.contains("grpc 50051, metrics 9090"), "{message}");
@@ -342,7 +491,12 @@ async fn the_only_port_needs_no_name() {
     api.put_service("default", "echo", &[("", 50051)]);
     api.put_slice(
         "default",
-        slice("echo-a", "echo", &[("", 50051)], vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")]),
+        slice(
+            "echo-a",
+            "echo",
+            &[("", 50051)],
+            vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")],
+        ),
     );
     let resolution = resolve(&api, "echo.default").await.expect("resolves");
     assert_eq!(addresses(&resolution.initial), ["10.0.0.1:50051"]);
@@ -355,7 +509,10 @@ async fn missing_service_lists_the_services_that_exist() {
     api.put_service("default", "echo-headless", &[("grpc", 50051)]);
     api.put_service("other", "elsewhere", &[("grpc", 50051)]);
     let message = failure(resolve(&api, "ecoh.default:grpc").await);
-    assert!(message.contains("\"ecoh\" not found in namespace \"default\""), "{message}");
+    assert!(
+        message.contains("\"ecoh\" not found in namespace \"default\""),
+        "{message}"
+    );
     assert!(message.contains("echo, echo-headless"), "{message}");
     assert!(!message.contains("elsewhere"), "{message}");
 }
@@ -365,8 +522,14 @@ async fn missing_service_without_permission_to_read_services() {
     let api = FakeApi::start().await;
     api.forbid(false, true);
     let message = failure(resolve(&api, "ecoh.default:grpc").await);
-    assert!(message.contains("no EndpointSlices labelled kubernetes.io/service-name=ecoh"), "{message}");
-    assert!(message.contains("kubectl get service ecoh -n default"), "{message}");
+    assert!(
+        message.contains("no EndpointSlices labelled kubernetes.io/service-name=ecoh"),
+        "{message}"
+    );
+    assert!(
+        message.contains("kubectl get service ecoh -n default"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -380,12 +543,19 @@ async fn empty_slice_resolves_to_no_endpoints_with_the_reason() {
     let mut notices = Vec::new();
     api.put_slice(
         "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")]),
+        slice(
+            "echo-a",
+            "echo",
+            &[("grpc", 50051)],
+            vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")],
+        ),
     );
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(addresses(&set), ["10.0.0.1:50051"]);
     assert!(
-        notices.iter().any(|n| n.contains("echo") && n.contains("selector matches no running pod")),
+        notices
+            .iter()
+            .any(|n| n.contains("echo") && n.contains("selector matches no running pod")),
         "{notices:?}"
     );
 }
@@ -406,8 +576,14 @@ async fn context_flag_and_unreachable_server() {
             .await
             .expect("fails in time"),
     );
-    assert!(message.contains("127.0.0.1:9"), "names the server: {message}");
-    assert!(message.contains("--context"), "says what to check: {message}");
+    assert!(
+        message.contains("127.0.0.1:9"),
+        "names the server: {message}"
+    );
+    assert!(
+        message.contains("--context"),
+        "says what to check: {message}"
+    );
 
     options.kube_context = Some("fake".into());
     let resolution = tokio::time::timeout(WAIT, resolve::start(&target, &options))
@@ -418,7 +594,10 @@ async fn context_flag_and_unreachable_server() {
 
     options.kube_context = Some("nope".into());
     let message = failure(resolve::start(&target, &options).await);
-    assert!(message.contains("\"nope\" is not in the kubeconfig"), "{message}");
+    assert!(
+        message.contains("\"nope\" is not in the kubeconfig"),
+        "{message}"
+    );
     assert!(message.contains("fake, elsewhere"), "{message}");
 }
 
@@ -431,10 +610,19 @@ async fn paged_lists_are_followed() {
         let ip = format!("10.2.{}.{}", i / 250, i % 250 + 1);
         api.put_slice(
             "default",
-            slice(&format!("echo-{i:03}"), "echo", &[("grpc", 50051)], vec![endpoint(&ip, &format!("p{i}"), "n", "z")]),
+            slice(
+                &format!("echo-{i:03}"),
+                "echo",
+                &[("grpc", 50051)],
+                vec![endpoint(&ip, &format!("p{i}"), "n", "z")],
+            ),
         );
     }
     let resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert_eq!(resolution.initial.len(), 520);
-    assert!(api.requests().iter().any(|r| r.contains("continue=")), "{:?}", api.requests().len());
+    assert!(
+        api.requests().iter().any(|r| r.contains("continue=")),
+        "{:?}",
+        api.requests().len()
+    );
 }

@@ -82,7 +82,9 @@ struct Watcher {
 impl FakeApi {
     /// Starts a server on a free loopback port with an empty cluster.
     pub async fn start() -> FakeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
         let address = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State {
             rv: 1,
@@ -100,7 +102,9 @@ impl FakeApi {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, request)) }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -149,7 +153,9 @@ impl FakeApi {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates or replaces a Service.
@@ -177,21 +183,34 @@ impl FakeApi {
         };
         let mut state = self.lock();
         state.rv += 1;
-        state.services.insert((namespace.into(), name.into()), service);
+        state
+            .services
+            .insert((namespace.into(), name.into()), service);
     }
 
     /// Creates (ADDED) or replaces (MODIFIED) a slice and tells the watchers.
     pub fn put_slice(&self, namespace: &str, slice: EndpointSlice) {
         let mut state = self.lock();
-        let key = (namespace.to_string(), slice.metadata.name.clone().unwrap_or_default());
-        let kind = if state.slices.contains_key(&key) { "MODIFIED" } else { "ADDED" };
+        let key = (
+            namespace.to_string(),
+            slice.metadata.name.clone().unwrap_or_default(),
+        );
+        let kind = if state.slices.contains_key(&key) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
         state.record(namespace, kind, slice);
     }
 
     /// Deletes a slice (DELETED) and tells the watchers. Returns true if it existed.
     pub fn delete_slice(&self, namespace: &str, name: &str) -> bool {
         let mut state = self.lock();
-        match state.slices.get(&(namespace.to_string(), name.to_string())).cloned() {
+        match state
+            .slices
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+        {
             Some(slice) => {
                 state.record(namespace, "DELETED", slice);
                 true
@@ -271,13 +290,18 @@ impl SilentChanges<'_> {
     pub fn put_slice(&mut self, namespace: &str, mut slice: EndpointSlice) {
         self.state.rv += 1;
         slice.metadata.resource_version = Some(self.state.rv.to_string());
-        let key = (namespace.to_string(), slice.metadata.name.clone().unwrap_or_default());
+        let key = (
+            namespace.to_string(),
+            slice.metadata.name.clone().unwrap_or_default(),
+        );
         self.state.slices.insert(key, slice);
     }
 
     pub fn delete_slice(&mut self, namespace: &str, name: &str) {
         self.state.rv += 1;
-        self.state.slices.remove(&(namespace.to_string(), name.to_string()));
+        self.state
+            .slices
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 }
 
@@ -287,16 +311,22 @@ impl State {
         self.rv += 1;
         slice.metadata.resource_version = Some(self.rv.to_string());
         slice.metadata.namespace = Some(namespace.to_string());
-        let key = (namespace.to_string(), slice.metadata.name.clone().unwrap_or_default());
+        let key = (
+            namespace.to_string(),
+            slice.metadata.name.clone().unwrap_or_default(),
+        );
         if kind == "DELETED" {
             self.slices.remove(&key);
         } else {
             self.slices.insert(key, slice.clone());
         }
         let line = event_line(kind, slice_json(&slice, true));
-        self.watchers
-            .retain(|w| !(w.namespace == namespace && selects(&w.selector, &slice)) || w.tx.send(line.clone()).is_ok());
-        self.history.push((self.rv, namespace.to_string(), kind, slice));
+        self.watchers.retain(|w| {
+            !(w.namespace == namespace && selects(&w.selector, &slice))
+                || w.tx.send(line.clone()).is_ok()
+        });
+        self.history
+            .push((self.rv, namespace.to_string(), kind, slice));
     }
 }
 
@@ -305,11 +335,17 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 fn handle(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path().to_string();
     let query = parse_query(request.uri().query().unwrap_or(""));
-    let mut guard = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut guard = state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     guard.requests.push(format!(
         "{} {}",
         request.method(),
-        request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
+        request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("")
     ));
     let authorized = request
         .headers()
@@ -317,11 +353,23 @@ fn handle(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Bod
         .and_then(|v| v.to_str().ok())
         == Some(&format!("Bearer {TOKEN}"));
     if !authorized {
-        return status_response(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized", json!({}));
+        return status_response(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "Unauthorized",
+            json!({}),
+        );
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["apis", "discovery.k8s.io", "v1", "namespaces", namespace, "endpointslices"] => {
+        [
+            "apis",
+            "discovery.k8s.io",
+            "v1",
+            "namespaces",
+            namespace,
+            "endpointslices",
+        ] => {
             if guard.forbid_slices {
                 let verb = if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
                     "watch"
@@ -357,8 +405,14 @@ fn handle(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Bod
             if guard.forbid_services {
                 return forbidden("get", "services", "", namespace);
             }
-            match guard.services.get(&(namespace.to_string(), name.to_string())) {
-                Some(service) => json_response(StatusCode::OK, serde_json::to_value(service).unwrap_or_default()),
+            match guard
+                .services
+                .get(&(namespace.to_string(), name.to_string()))
+            {
+                Some(service) => json_response(
+                    StatusCode::OK,
+                    serde_json::to_value(service).unwrap_or_default(),
+                ),
                 None => status_response(
                     StatusCode::NOT_FOUND,
                     &format!("services \"{name}\" not found"),
@@ -389,7 +443,10 @@ fn list_slices(
         .map(|(_, slice)| slice)
         .collect();
     // `continue` is the offset of the next page; `limit` the page size.
-    let start: usize = query.get("continue").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let start: usize = query
+        .get("continue")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let limit: usize = query
         .get("limit")
         .and_then(|l| l.parse().ok())
@@ -416,7 +473,10 @@ fn watch(
     selector: Option<(String, String)>,
     query: &BTreeMap<String, String>,
 ) -> Response<Body> {
-    let from: u64 = query.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     if from != 0 && from < state.compacted {
         // The real server answers 200 and then says so in an ERROR event.
@@ -436,12 +496,16 @@ fn watch(
         state.watchers.push(Watcher {
             namespace: namespace.to_string(),
             selector,
-            bookmarks: query.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+            bookmarks: query
+                .get("allowWatchBookmarks")
+                .is_some_and(|b| b == "true"),
             tx,
         });
     }
     let frames = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
+        rx.recv()
+            .await
+            .map(|line| (Ok::<_, Infallible>(Frame::data(line)), rx))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -466,7 +530,12 @@ fn forbidden(verb: &str, resource: &str, group: &str, namespace: &str) -> Respon
     )
 }
 
-fn status_response(code: StatusCode, message: &str, reason: &str, details: Value) -> Response<Body> {
+fn status_response(
+    code: StatusCode,
+    message: &str,
+    reason: &str,
+    details: Value,
+) -> Response<Body> {
     json_response(
         code,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -512,13 +581,17 @@ fn list_item(mut value: Value) -> Value {
 fn selects(selector: &Option<(String, String)>, slice: &EndpointSlice) -> bool {
     match selector {
         None => true,
-        Some((key, value)) => slice.metadata.labels.as_ref().and_then(|l| l.get(key)) == Some(value),
+        Some((key, value)) => {
+            slice.metadata.labels.as_ref().and_then(|l| l.get(key)) == Some(value)
+        }
     }
 }
 
 /// `key=value` or `key==value`; other selector forms are not needed here.
 fn parse_selector(selector: &str) -> Option<(String, String)> {
-    let (key, value) = selector.split_once("==").or_else(|| selector.split_once('='))?;
+    let (key, value) = selector
+        .split_once("==")
+        .or_else(|| selector.split_once('='))?;
     Some((key.trim().to_string(), value.trim().to_string()))
 }
 
@@ -556,7 +629,12 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// An EndpointSlice of Service `service` with these ports and endpoints.
-pub fn slice(name: &str, service: &str, ports: &[(&str, i32)], endpoints: Vec<Endpoint>) -> EndpointSlice {
+pub fn slice(
+    name: &str,
+    service: &str,
+    ports: &[(&str, i32)],
+    endpoints: Vec<Endpoint>,
+) -> EndpointSlice {
     EndpointSlice {
         address_type: "IPv4".into(),
         endpoints,
@@ -606,7 +684,13 @@ pub fn endpoint(ip: &str, pod: &str, node: &str, zone: &str) -> Endpoint {
 }
 
 /// An endpoint with the given conditions.
-pub fn endpoint_with(ip: &str, pod: &str, node: &str, zone: &str, conditions: Conditions) -> Endpoint {
+pub fn endpoint_with(
+    ip: &str,
+    pod: &str,
+    node: &str,
+    zone: &str,
+    conditions: Conditions,
+) -> Endpoint {
     Endpoint {
         addresses: vec![ip.into()],
         conditions: Some(EndpointConditions {
