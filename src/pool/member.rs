@@ -73,10 +73,10 @@ impl Member {
 
     /// Remembers the identity this member answered with.
     pub fn saw_identity(&self, identity: &str) {
-        if let Ok(mut last) = self.shared.last_identity.lock() {
-            if last.as_deref() != Some(identity) {
-                *last = Some(identity.to_string());
-            }
+        if let Ok(mut last) = self.shared.last_identity.lock()
+            && last.as_deref() != Some(identity)
+        {
+            *last = Some(identity.to_string());
         }
     }
 
@@ -96,7 +96,9 @@ impl Member {
     }
 
     pub(super) fn eject_until(&self, until_ms: u64) {
-        self.shared.ejected_until_ms.store(until_ms, Ordering::Relaxed);
+        self.shared
+            .ejected_until_ms
+            .store(until_ms, Ordering::Relaxed);
     }
 
     /// True when both share one connection (for tests of the diff).

@@ -145,7 +145,10 @@ impl UpdateSender {
 
     /// Reports an event that does not change the set. Returns false once nobody listens.
     pub async fn notice(&self, message: impl Into<String>) -> bool {
-        self.tx.send(Ok(Update::Notice(message.into()))).await.is_ok()
+        self.tx
+            .send(Ok(Update::Notice(message.into())))
+            .await
+            .is_ok()
     }
 }
 
@@ -191,7 +194,9 @@ where
         while let Some(item) = rx.recv().await {
             let update = match item {
                 Ok(update) => update,
-                Err(err) => Update::Notice(format!("{source} resolver stopped: {err}; keeping the last set")),
+                Err(err) => Update::Notice(format!(
+                    "{source} resolver stopped: {err}; keeping the last set"
+                )),
             };
             if out_tx.send(update).await.is_err() {
                 break;
@@ -262,7 +267,13 @@ pub fn diff(old: &[Endpoint], new: &[Endpoint]) -> Vec<Change> {
 
 /// A TTL counting down is not a change worth reporting.
 fn same_except_ttl(a: &Endpoint, b: &Endpoint) -> bool {
-    Endpoint { ttl_s: None, ..a.clone() } == Endpoint { ttl_s: None, ..b.clone() }
+    Endpoint {
+        ttl_s: None,
+        ..a.clone()
+    } == Endpoint {
+        ttl_s: None,
+        ..b.clone()
+    }
 }
 
 #[cfg(test)]
@@ -274,18 +285,31 @@ mod tests {
         let a = Endpoint::new("10.0.0.1:80", "s1");
         let b = Endpoint::new("10.0.0.2:80", "s1");
         let c = Endpoint::new("10.0.0.3:80", "s2");
-        let b_unready = Endpoint { ready: false, ..b.clone() };
+        let b_unready = Endpoint {
+            ready: false,
+            ..b.clone()
+        };
         let changes = diff(&[a.clone(), b.clone()], &[b_unready.clone(), c.clone()]);
         assert_eq!(
             changes,
-            vec![Change::Changed(b_unready), Change::Added(c), Change::Removed(a)]
+            vec![
+                Change::Changed(b_unready),
+                Change::Added(c),
+                Change::Removed(a)
+            ]
         );
     }
 
     #[test]
     fn ttl_countdown_is_not_a_change() {
-        let a = Endpoint { ttl_s: Some(10), ..Endpoint::new("10.0.0.1:80", "k") };
-        let a_later = Endpoint { ttl_s: Some(4), ..a.clone() };
+        let a = Endpoint {
+            ttl_s: Some(10),
+            ..Endpoint::new("10.0.0.1:80", "k")
+        };
+        let a_later = Endpoint {
+            ttl_s: Some(4),
+            ..a.clone()
+        };
         assert!(diff(&[a], &[a_later]).is_empty());
     }
 
