@@ -26,6 +26,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             let reports = commands::bench::run(&plan).await?;
             finish(&reports, plan.output)
         }
+        Command::Resolve(args) => commands::resolve::run(&args.plan()?).await,
         Command::Serve(args) => {
             commands::serve::run(args.plan()?).await?;
             Ok(0)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{Failure, Output, parse_duration};
+use super::{DiscoveryArgs, Failure, Output, parse_duration};
 use crate::load::{CallKind, LoadPlan, Stop};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
@@ -108,12 +108,9 @@ pub struct BenchArgs {
     /// Fail when more calls failed than this: a count (0) or a percentage (1%).
     #[arg(long, value_parser = parse_error_budget)]
     pub max_errors: Option<ErrorBudget>,
-    /// How often DNS targets are re-resolved during the run.
-    #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub dns_refresh: Duration,
-    /// Also balance onto endpoints that are terminating but still serving.
-    #[arg(long)]
-    pub include_terminating: bool,
+    /// Cluster access, DNS refresh, terminating endpoints.
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
 }
 
 fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
@@ -127,6 +124,10 @@ pub enum RunMode {
     ClusterIp { address: String, connections: usize },
     /// Balance per call over the resolved endpoints.
     Headless,
+    /// Dial the Kubernetes target's Service by its cluster DNS name
+    /// (`svc.ns.svc.cluster.local:port`), as an ordinary client in the
+    /// cluster does; the port is looked up when the run starts.
+    ServiceOfTarget { connections: usize },
 }
 
 /// A validated `bench` invocation.
@@ -233,20 +234,31 @@ impl BenchArgs {
             None => None,
         };
         let wants_clusterip = matches!(self.mode, ModeChoice::Clusterip | ModeChoice::Both);
+        // A Kubernetes target names its Service too: clusterip runs dial it.
+        let service_of_target = service_address.is_none()
+            && matches!(target, Target::Kubernetes { .. })
+            && wants_clusterip;
         // TARGET lists the pods unless it is the Service address itself.
-        let pods_known = !(wants_clusterip && service_address.is_none());
+        let pods_known = !(wants_clusterip && service_address.is_none()) || service_of_target;
+        let connections = self.connections;
         let clusterip_run = |address: String| RunMode::ClusterIp {
             address,
-            connections: self.connections,
+            connections,
         };
         let runs = match self.mode {
             ModeChoice::Headless => vec![RunMode::Headless],
+            ModeChoice::Clusterip if service_of_target => {
+                vec![RunMode::ServiceOfTarget { connections }]
+            }
             ModeChoice::Clusterip => {
                 let address = match service_address.clone() {
                     Some(a) => a,
                     None => clusterip_address(&target, "TARGET")?,
                 };
                 vec![clusterip_run(address)]
+            }
+            ModeChoice::Both if service_of_target => {
+                vec![RunMode::ServiceOfTarget { connections }, RunMode::Headless]
             }
             ModeChoice::Both => {
                 let address = service_address.clone().ok_or_else(|| {
@@ -288,10 +300,7 @@ impl BenchArgs {
             assertions,
             output: self.load.output,
             quiet: self.load.quiet,
-            resolve: ResolveOptions {
-                dns_refresh: self.dns_refresh,
-                include_terminating: self.include_terminating,
-            },
+            resolve: self.discovery.options(),
         })
     }
 }

@@ -3,14 +3,18 @@
 
 mod bench;
 mod demo;
+mod discovery;
 mod failure;
+mod resolve;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use bench::{BenchArgs, BenchPlan, CallChoice, LoadArgs, ModeChoice, RunMode};
 pub use demo::{DemoArgs, DemoPlan};
+pub use discovery::DiscoveryArgs;
 pub use failure::Failure;
+pub use resolve::{ResolveArgs, ResolvePlan};
 pub use serve::{ServeArgs, ServePlan};
 
 /// Diagnose and benchmark gRPC load balancing: see whether calls spread
@@ -28,6 +32,8 @@ pub enum Command {
     Bench(Box<BenchArgs>),
     /// Run the backend to deploy: echo, health and reflection, naming itself in every reply.
     Serve(ServeArgs),
+    /// Show the endpoints a target resolves to, and follow their changes with --watch.
+    Resolve(ResolveArgs),
     /// Run everything on this machine: local pods, a ClusterIP stand-in, both modes side by side.
     Demo(DemoArgs),
 }

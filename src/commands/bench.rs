@@ -65,6 +65,10 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 address,
                 connections,
             } => run_clusterip(plan, address, *connections, &known, &settings).await?,
+            RunMode::ServiceOfTarget { connections } => {
+                let address = resolve::service_address(&plan.target, &plan.resolve).await?;
+                run_clusterip(plan, &address, *connections, &known, &settings).await?
+            }
             RunMode::Headless => {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())

@@ -224,13 +224,35 @@ pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resoluti
             service,
             port,
         } => kubernetes::start(namespace, service, port.clone(), options).await,
-        Target::Dns { server, host, port } => dns::start(server.as_deref(), host, *port, options).await,
-        Target::Etcd { .. } => {
-            Err(ResolveError::Unsupported(format!(
-                "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
-                target.scheme()
-            )))
+        Target::Dns { server, host, port } => {
+            dns::start(server.as_deref(), host, *port, options).await
         }
+        Target::Etcd { .. } => Err(ResolveError::Unsupported(format!(
+            "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
+            target.scheme()
+        ))),
+    }
+}
+
+/// The address an ordinary client dials for `target`'s Service: for a
+/// Kubernetes target, `svc.ns.svc.cluster.local:port` with the Service's port
+/// number (looked up when the target names the port); the one address of
+/// any other single-address target.
+pub async fn service_address(
+    target: &Target,
+    options: &ResolveOptions,
+) -> Result<String, ResolveError> {
+    match target {
+        Target::Kubernetes {
+            namespace,
+            service,
+            port,
+        } => kubernetes::service_address(namespace, service, port.clone(), options).await,
+        Target::HostPort { host, port } => Ok(crate::target::join_host_port(host, *port)),
+        Target::Static { addresses } if addresses.len() == 1 => Ok(addresses[0].clone()),
+        other => Err(ResolveError::Unsupported(format!(
+            "{other} has no single Service address to dial; give one with --clusterip-target host:port"
+        ))),
     }
 }
 

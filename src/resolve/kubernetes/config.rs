@@ -197,11 +197,10 @@ fn no_proxy_matches(entry: &str, host: &str, ip: Option<IpAddr>, port: u16) -> b
         },
         None => (entry, None),
     };
-    if let Some(ip_in_entry) = name
+    if let Ok(ip_in_entry) = name
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
-        .ok()
     {
         return Some(ip_in_entry) == ip && entry_port.is_none_or(|p| p == port);
     }

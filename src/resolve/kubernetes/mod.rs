@@ -14,6 +14,7 @@ mod slices;
 mod watch;
 
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
 use kube::api::ListParams;
 
@@ -41,6 +42,95 @@ pub async fn start(
     };
     let client = connection.client;
     spawn_source("kubernetes", move |tx| watch::run(client, target, tx)).await
+}
+
+/// The cluster DNS name and Service port an ordinary client in the cluster
+/// dials: `svc.ns.svc.cluster.local:port`.
+///
+/// A port number that is one of the Service's ports is used as is; a pods'
+/// port number is mapped to the Service port that targets it; a port name
+/// (or no port, for a single-port Service) is looked up in the Service,
+/// which needs permission to get Services.
+pub async fn service_address(
+    namespace: &str,
+    service: &str,
+    port: Option<PortRef>,
+    options: &ResolveOptions,
+) -> Result<String, ResolveError> {
+    let host = format!("{service}.{namespace}.svc.cluster.local");
+    let connection = config::connect(options).await?;
+    let api: Api<Service> = Api::namespaced(connection.client.clone(), namespace);
+    let found = match api.get(service).await {
+        Ok(found) => Some(found),
+        Err(kube::Error::Api(status)) if status.is_not_found() => {
+            // Let the slower path produce the full message (with the Services that exist).
+            read_service(&connection, namespace, service).await?;
+            None
+        }
+        Err(_) => None,
+    };
+    let ports: Vec<(String, i32, Option<IntOrString>)> = found
+        .and_then(|s| s.spec)
+        .and_then(|spec| spec.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name.unwrap_or_default(), p.port, p.target_port))
+        .collect();
+    let listed = || {
+        ports
+            .iter()
+            .map(|(name, number, _)| {
+                if name.is_empty() {
+                    number.to_string()
+                } else {
+                    format!("{name} {number}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unknown = |what: &str| {
+        ResolveError::Failed(format!(
+            "cannot tell which port of Service {namespace}/{service} {what}: grpclb could not read the Service              (it needs get on services for this). Write the Service port number in the target (svc.ns:50051)              or give the address with --clusterip-target {host}:PORT"
+        ))
+    };
+    let number = match port {
+        Some(PortRef::Number(n)) => {
+            let n = i32::from(n);
+            if ports.iter().any(|(_, p, _)| *p == n) {
+                n
+            } else {
+                ports
+                    .iter()
+                    .find(|(_, _, target)| *target == Some(IntOrString::Int(n)))
+                    .map_or(n, |(_, p, _)| *p)
+            }
+        }
+        Some(PortRef::Name(name)) if ports.is_empty() => {
+            return Err(unknown(&format!("is named {name:?}")));
+        }
+        Some(PortRef::Name(name)) => ports
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, p, _)| *p)
+            .ok_or_else(|| {
+                ResolveError::Failed(format!(
+                    "Service {namespace}/{service} has no port named {name:?}; its ports are {}",
+                    listed()
+                ))
+            })?,
+        None => match ports.as_slice() {
+            [] => return Err(unknown("to dial")),
+            [(_, p, _)] => *p,
+            _ => {
+                return Err(ResolveError::Failed(format!(
+                    "Service {namespace}/{service} has several ports ({}); name one in the target, as {service}.{namespace}:PORT",
+                    listed()
+                )));
+            }
+        },
+    };
+    Ok(format!("{host}:{number}"))
 }
 
 /// The ports of a Service: (name, port number); `""` names the unnamed port.

@@ -147,7 +147,7 @@ impl SliceSet {
             }
         }
         let mut endpoints: Vec<Endpoint> = by_address.into_values().collect();
-        endpoints.sort_by(|a, b| address_key(&a.address).cmp(&address_key(&b.address)));
+        endpoints.sort_by_key(|a| address_key(&a.address));
         Ok(endpoints)
     }
 }

@@ -1,0 +1,57 @@
+//! `grpclb resolve` flags and their conversion into a [`ResolvePlan`].
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{DiscoveryArgs, Failure, Output, parse_duration};
+use crate::resolve::ResolveOptions;
+use crate::target::Target;
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// What to resolve: svc.ns[:port], kubernetes:///…, dns:///host:port, etcd://…/prefix,
+    /// ipv4:a:port,b:port, static:///…
+    pub target: String,
+    /// Follow changes live, one line per change, until Ctrl-C or --duration.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    /// Stop watching after this long (e.g. 30s).
+    #[arg(long, short = 'z', value_parser = parse_duration, requires = "watch")]
+    pub duration: Option<Duration>,
+    /// Print a table or JSON (with --watch: one JSON object per line per change).
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub discovery: DiscoveryArgs,
+}
+
+/// A validated `resolve` invocation.
+#[derive(Debug, Clone)]
+pub struct ResolvePlan {
+    pub target: Target,
+    pub watch: bool,
+    /// How long to watch; `None` until Ctrl-C.
+    pub duration: Option<Duration>,
+    pub output: Output,
+    pub resolve: ResolveOptions,
+}
+
+impl ResolveArgs {
+    /// Validates the flags and the target; errors are usage errors (exit 2).
+    pub fn plan(self) -> Result<ResolvePlan, Failure> {
+        let target = Target::parse(&self.target)?;
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(Failure::Usage(
+                "--duration must be longer than 0 (e.g. 30s)".into(),
+            ));
+        }
+        Ok(ResolvePlan {
+            target,
+            watch: self.watch,
+            duration: self.duration,
+            output: self.output,
+            resolve: self.discovery.options(),
+        })
+    }
+}

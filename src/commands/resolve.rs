@@ -1,0 +1,384 @@
+//! `grpclb resolve`: the endpoints a target resolves to, once or live.
+//!
+//! Works for every resolver source: it only reads the source's sets and
+//! notices, and diffs consecutive sets with [`resolve::diff`].
+
+use std::time::{Duration, Instant, SystemTime};
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use super::bench::write_stdout;
+use crate::cli::{Failure, Output, ResolvePlan};
+use crate::resolve::{self, Change, Endpoint, Resolution, Update};
+
+/// How long notices that belong to the first set (why nothing is ready,
+/// say) may trail it.
+const FIRST_NOTICES_GRACE: Duration = Duration::from_millis(150);
+
+/// Resolves the plan's target and prints the set, or follows it with
+/// `--watch`. Returns the exit code: 0 once resolved, even to nothing.
+pub async fn run(plan: &ResolvePlan) -> Result<u8, Failure> {
+    let mut resolution = resolve::start(&plan.target, &plan.resolve).await?;
+    if plan.watch {
+        return watch(plan, resolution).await;
+    }
+    let (endpoints, notices) = first_set(&mut resolution).await;
+    match plan.output {
+        Output::Json => {
+            for notice in &notices {
+                eprintln!("grpclb: {notice}");
+            }
+            let document = Document {
+                target: plan.target.to_string(),
+                source: resolution.source,
+                endpoints: &endpoints,
+            };
+            let text = serde_json::to_string_pretty(&document)
+                .map_err(|e| Failure::CannotRun(format!("cannot encode the endpoints: {e}")))?;
+            write_stdout(&text)?;
+        }
+        Output::Table => {
+            let mut text = vec![
+                headline(&plan.target.to_string(), resolution.source, &endpoints),
+                endpoint_table(&endpoints),
+            ];
+            text.extend(notices.iter().map(|n| format!("note: {n}")));
+            write_stdout(&text.join("\n"))?;
+        }
+    }
+    Ok(0)
+}
+
+/// The first set and the notices that came with it; a newer set arriving
+/// within the grace period replaces the first.
+async fn first_set(resolution: &mut Resolution) -> (Vec<Endpoint>, Vec<String>) {
+    let mut endpoints = resolution.initial.clone();
+    let mut notices = Vec::new();
+    let deadline = tokio::time::Instant::now() + FIRST_NOTICES_GRACE;
+    while let Ok(Some(update)) = tokio::time::timeout_at(deadline, resolution.updates.recv()).await
+    {
+        match update {
+            Update::Notice(notice) => notices.push(notice),
+            Update::Reset(set) => endpoints = set,
+        }
+    }
+    (endpoints, notices)
+}
+
+/// Prints the first set, then one line per change until Ctrl-C,
+/// `--duration`, or the source ends; then a summary.
+async fn watch(plan: &ResolvePlan, mut resolution: Resolution) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let mut current = resolution.initial.clone();
+    let mut counts = Counts::default();
+    match plan.output {
+        Output::Table => {
+            write_stdout(&format!(
+                "{}\n{}",
+                headline(&plan.target.to_string(), resolution.source, &current),
+                endpoint_table(&current)
+            ))?;
+            eprintln!("grpclb: watching for changes (Ctrl-C to stop)");
+        }
+        Output::Json => {
+            for endpoint in &current {
+                emit(plan.output, &Change::Added(endpoint.clone()), None)?;
+            }
+        }
+    }
+    let stop_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
+    let deadline = async move {
+        match stop_at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let ended = loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break "interrupted",
+            _ = &mut deadline => break "--duration reached",
+            update = resolution.updates.recv() => match update {
+                None => break "the source sends no more changes",
+                Some(Update::Notice(notice)) => match plan.output {
+                    Output::Table => write_stdout(&format!("{}  notice   {notice}", now()))?,
+                    Output::Json => eprintln!("grpclb: {notice}"),
+                },
+                Some(Update::Reset(set)) => {
+                    for change in resolve::diff(&current, &set) {
+                        let before = match &change {
+                            Change::Changed(e) => current.iter().find(|c| c.address == e.address),
+                            _ => None,
+                        };
+                        counts.count(&change);
+                        emit(plan.output, &change, before)?;
+                    }
+                    current = set;
+                }
+            },
+        }
+    };
+    let ready = current.iter().filter(|e| e.ready).count();
+    let summary = format!(
+        "watched {:.1}s ({ended}): {} added, {} removed, {} changed; now {}, {ready} ready",
+        started.elapsed().as_secs_f64(),
+        counts.added,
+        counts.removed,
+        counts.changed,
+        plural(current.len(), "endpoint"),
+    );
+    match plan.output {
+        Output::Table => write_stdout(&summary)?,
+        Output::Json => eprintln!("grpclb: {summary}"),
+    }
+    Ok(0)
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    added: usize,
+    removed: usize,
+    changed: usize,
+}
+
+impl Counts {
+    fn count(&mut self, change: &Change) {
+        match change {
+            Change::Added(_) => self.added += 1,
+            Change::Removed(_) => self.removed += 1,
+            Change::Changed(_) => self.changed += 1,
+        }
+    }
+}
+
+/// Prints one change: a table line, or a JSON object on its own line.
+fn emit(output: Output, change: &Change, before: Option<&Endpoint>) -> Result<(), Failure> {
+    match output {
+        Output::Json => {
+            let line = serde_json::to_string(&ChangeLine { at: now(), change })
+                .map_err(|e| Failure::CannotRun(format!("cannot encode a change: {e}")))?;
+            write_stdout(&line)
+        }
+        Output::Table => write_stdout(&change_line(&now(), change, before)),
+    }
+}
+
+/// `time  event  address  pod  what`, for the table form of `--watch`.
+fn change_line(at: &str, change: &Change, before: Option<&Endpoint>) -> String {
+    let (event, endpoint, what) = match change {
+        Change::Added(e) => ("added", e, format!("{} ({})", conditions(e), e.origin)),
+        Change::Removed(e) => ("removed", e, String::new()),
+        Change::Changed(e) => (
+            "changed",
+            e,
+            before.map(|b| differences(b, e)).unwrap_or_default(),
+        ),
+    };
+    let pod = endpoint.name.as_deref().unwrap_or("-");
+    format!("{at}  {event:<8} {:<22} {pod:<24} {what}", endpoint.address)
+        .trim_end()
+        .to_string()
+}
+
+/// The conditions in words: "ready", "not ready", "terminating, serving".
+fn conditions(e: &Endpoint) -> String {
+    match (e.ready, e.serving, e.terminating) {
+        (true, _, false) => "ready".into(),
+        (true, _, true) => "ready, terminating".into(),
+        (false, true, true) => "terminating, serving".into(),
+        (false, false, true) => "terminating".into(),
+        (false, _, false) => "not ready".into(),
+    }
+}
+
+/// What changed between two versions of one endpoint, as `field: a → b`.
+fn differences(before: &Endpoint, after: &Endpoint) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let text = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    let mut out = Vec::new();
+    for (field, a, b) in [
+        ("ready", yes_no(before.ready), yes_no(after.ready)),
+        ("serving", yes_no(before.serving), yes_no(after.serving)),
+        (
+            "terminating",
+            yes_no(before.terminating),
+            yes_no(after.terminating),
+        ),
+    ] {
+        if a != b {
+            out.push(format!("{field}: {a} → {b}"));
+        }
+    }
+    for (field, a, b) in [
+        ("pod", text(&before.name), text(&after.name)),
+        ("node", text(&before.node), text(&after.node)),
+        ("zone", text(&before.zone), text(&after.zone)),
+        ("source", before.origin.clone(), after.origin.clone()),
+    ] {
+        if a != b {
+            out.push(format!("{field}: {a} → {b}"));
+        }
+    }
+    if before.lease != after.lease {
+        out.push(format!(
+            "lease: {} → {}",
+            before.lease.map_or("-".into(), |l| l.to_string()),
+            after.lease.map_or("-".into(), |l| l.to_string())
+        ));
+    }
+    out.join(", ")
+}
+
+/// `target (source): N endpoints, R ready`.
+fn headline(target: &str, source: &str, endpoints: &[Endpoint]) -> String {
+    let ready = endpoints.iter().filter(|e| e.ready).count();
+    let mut line = format!(
+        "{target} ({source}): {}, {ready} ready",
+        plural(endpoints.len(), "endpoint")
+    );
+    if ready == 0 {
+        line.push_str(" — nothing to balance onto");
+    }
+    line
+}
+
+/// The endpoint table: address, pod, node, zone, conditions, source, and
+/// TTL / lease when the source knows them.
+pub fn endpoint_table(endpoints: &[Endpoint]) -> String {
+    let with_ttl = endpoints.iter().any(|e| e.ttl_s.is_some());
+    let with_lease = endpoints.iter().any(|e| e.lease.is_some());
+    let mut header = vec![
+        "address",
+        "pod",
+        "node",
+        "zone",
+        "ready",
+        "serving",
+        "terminating",
+        "source",
+    ];
+    if with_ttl {
+        header.push("ttl");
+    }
+    if with_lease {
+        header.push("lease");
+    }
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let text = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    for e in endpoints {
+        let mut row = vec![
+            e.address.clone(),
+            text(&e.name),
+            text(&e.node),
+            text(&e.zone),
+            yes_no(e.ready),
+            yes_no(e.serving),
+            yes_no(e.terminating),
+            e.origin.clone(),
+        ];
+        if with_ttl {
+            row.push(e.ttl_s.map_or("-".into(), |t| format!("{t}s")));
+        }
+        if with_lease {
+            row.push(e.lease.map_or("-".into(), |l| l.to_string()));
+        }
+        table.add_row(row);
+    }
+    table.to_string()
+}
+
+/// `resolve --output json`: the design's document, keys in its order.
+#[derive(Serialize)]
+struct Document<'a> {
+    target: String,
+    source: &'a str,
+    endpoints: &'a [Endpoint],
+}
+
+/// One line of `resolve --watch --output json`: `{"at", "event", "endpoint"}`.
+#[derive(Serialize)]
+struct ChangeLine<'a> {
+    at: String,
+    #[serde(flatten)]
+    change: &'a Change,
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Now, as RFC 3339 UTC with milliseconds.
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_line_names_what_changed() {
+        let before = Endpoint {
+            name: Some("echo-1".into()),
+            ..Endpoint::new("10.0.0.1:80", "echo-a")
+        };
+        let after = Endpoint {
+            ready: false,
+            serving: true,
+            terminating: true,
+            ..before.clone()
+        };
+        let line = change_line("T", &Change::Changed(after), Some(&before));
+        assert!(line.starts_with("T  changed  10.0.0.1:80"), "{line}");
+        assert!(line.contains("echo-1"), "{line}");
+        assert!(
+            line.ends_with("ready: yes → no, terminating: no → yes"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn added_line_says_conditions_and_source() {
+        let e = Endpoint::new("10.0.0.2:80", "A echo.test");
+        let line = change_line("T", &Change::Added(e), None);
+        assert!(line.ends_with("ready (A echo.test)"), "{line}");
+    }
+
+    #[test]
+    fn table_shows_ttl_only_when_known() {
+        let plain = endpoint_table(&[Endpoint::new("10.0.0.1:80", "static")]);
+        assert!(!plain.contains("ttl"));
+        let dns = endpoint_table(&[Endpoint {
+            ttl_s: Some(30),
+            ..Endpoint::new("10.0.0.1:80", "A echo.test")
+        }]);
+        assert!(dns.contains("ttl") && dns.contains("30s"), "{dns}");
+    }
+
+    #[test]
+    fn json_change_has_event_endpoint_and_time() {
+        let change = Change::Removed(Endpoint::new("10.0.0.1:80", "x"));
+        let line = serde_json::to_string(&ChangeLine {
+            at: "T".into(),
+            change: &change,
+        })
+        .unwrap();
+        assert!(
+            line.starts_with(r#"{"at":"T","event":"removed","endpoint":{"address":"10.0.0.1:80""#),
+            "{line}"
+        );
+    }
+}
