@@ -4,15 +4,15 @@
 //! these tests never ask the machine's configured DNS servers. Real time,
 //! because the answers come over a real socket; every wait is bounded.
 
-mod support {
-    pub mod dnsmasq;
-}
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
+mod support;
 
 use std::time::Duration;
 
+use dnsmasq::{Dnsmasq, TTL};
 use grpclb::resolve::{self, Endpoint, Resolution, ResolveError, ResolveOptions, Update};
 use grpclb::target::Target;
-use support::dnsmasq::{Dnsmasq, TTL};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -130,4 +130,168 @@ async fn unreachable_server_fails_with_the_server_named() {
             addresses(&resolution.initial)
         ),
     }
+}
+
+/// Runs the `grpclb` binary off the async runtime, killed after `limit`.
+async fn grpclb(args: Vec<String>, limit: Duration) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::run_grpclb(&args, limit)
+    })
+    .await
+    .expect("the grpclb run finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_command_shows_ttl_and_watches_record_changes() {
+    let dns = Dnsmasq::start(&[("127.0.0.11", "echo.test")]);
+    let target = format!("dns://{}/echo.test:50051", dns.server());
+    let output = grpclb(vec!["resolve".into(), target.clone()], WAIT).await;
+    assert_eq!(
+        support::code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(dns): 1 endpoint, 1 ready"), "{stdout}");
+    assert!(
+        stdout.contains("A echo.test") && stdout.contains(&format!("{TTL}s")),
+        "{stdout}"
+    );
+
+    let watching = tokio::spawn(grpclb(
+        [
+            "resolve",
+            &target,
+            "--watch",
+            "--duration",
+            "3s",
+            "--dns-refresh",
+            "200ms",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        WAIT,
+    ));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    dns.set_records(&[("127.0.0.12", "echo.test")]);
+    let output = watching.await.expect("the watch finishes");
+    assert_eq!(
+        support::code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let added = stdout
+        .lines()
+        .find(|l| l.contains("added") && l.contains("127.0.0.12:50051"));
+    let removed = stdout
+        .lines()
+        .find(|l| l.contains("removed") && l.contains("127.0.0.11:50051"));
+    assert!(
+        added.is_some() && removed.is_some(),
+        "{stdout}\nlog:\n{}",
+        dns.log()
+    );
+    assert!(stdout.contains("1 added, 1 removed, 0 changed"), "{stdout}");
+}
+
+/// In-process `grpclb serve` backends on 127.0.2.1..=count, one shared port.
+async fn backends(count: u8) -> u16 {
+    'attempt: for _ in 0..5 {
+        let first = grpclb::serve::bind("127.0.2.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let port = first.local_addr().expect("local address").port();
+        let mut listeners = vec![first];
+        for i in 2..=count {
+            match grpclb::serve::bind(format!("127.0.2.{i}:{port}").parse().expect("address")).await
+            {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => continue 'attempt,
+            }
+        }
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let identity = grpclb::serve::Identity {
+                name: format!("echo-{}", i + 1),
+                pod_ip: format!("127.0.2.{}", i + 1),
+                node: "node-a".into(),
+                zone: String::new(),
+            };
+            tokio::spawn(grpclb::serve::serve(
+                listener,
+                identity,
+                std::future::pending(),
+            ));
+        }
+        return port;
+    }
+    panic!("no port free on 127.0.2.1-{count} in 5 tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_finds_a_pod_added_mid_run_through_dns_refresh() {
+    let port = backends(3).await;
+    let dns = Dnsmasq::start(&[
+        ("127.0.2.1", "echo-headless.test"),
+        ("127.0.2.2", "echo-headless.test"),
+    ]);
+    let target = format!("dns://{}/echo-headless.test:{port}", dns.server());
+    let bench = tokio::spawn(grpclb(
+        [
+            "bench",
+            &target,
+            "--mode",
+            "headless",
+            "--duration",
+            "4s",
+            "--dns-refresh",
+            "200ms",
+            "-c",
+            "4",
+            "--rate",
+            "300",
+            "-o",
+            "json",
+            "-q",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        Duration::from_secs(60),
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    dns.set_records(&[
+        ("127.0.2.1", "echo-headless.test"),
+        ("127.0.2.2", "echo-headless.test"),
+        ("127.0.2.3", "echo-headless.test"),
+    ]);
+    let output = bench.await.expect("the bench finishes");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(support::code(&output), 0, "{stderr}");
+    let report = support::json(&output);
+    support::assert_accounted(&report);
+    let added: Vec<&str> = report["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["added"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str())
+        .collect();
+    let new_pod = format!("127.0.2.3:{port}");
+    assert!(
+        added.contains(&new_pod.as_str()),
+        "the refresh found the new pod: {report}"
+    );
+    let served = report["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["address"] == new_pod.as_str())
+        .and_then(|e| e["ok"].as_u64())
+        .unwrap_or(0);
+    assert!(served > 0, "the new pod got calls: {report}");
 }

@@ -5,16 +5,16 @@
 //! paused clock would fire them while the client waits on the real socket.
 //! Every wait is bounded by [`WAIT`].
 
-mod support {
-    pub mod kube_api;
-}
+#[path = "support/kube_api.rs"]
+mod kube_api;
+mod support;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use grpclb::resolve::{self, Endpoint, Resolution, ResolveError, ResolveOptions, Update};
 use grpclb::target::Target;
-use support::kube_api::{Conditions, FakeApi, endpoint, endpoint_with, slice};
+use kube_api::{Conditions, FakeApi, endpoint, endpoint_with, slice};
 
 /// The longest any single expected event may take.
 const WAIT: Duration = Duration::from_secs(10);
@@ -417,6 +417,23 @@ async fn dropped_watch_resumes_after_bookmarks_without_relisting() {
     assert!(notices.is_empty(), "nothing to report: {notices:?}");
 }
 
+/// Waits until `n` watch requests have been made (bounded).
+async fn wait_for_watch_requests(api: &FakeApi, n: usize) {
+    for _ in 0..400 {
+        if api
+            .requests()
+            .iter()
+            .filter(|r| r.contains("watch=true"))
+            .count()
+            >= n
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("fewer than {n} watch requests: {:?}", api.requests());
+}
+
 /// Waits until the client has a watch open (bounded).
 async fn wait_for_watch(api: &FakeApi) {
     for _ in 0..200 {
@@ -624,5 +641,374 @@ async fn paged_lists_are_followed() {
         api.requests().iter().any(|r| r.contains("continue=")),
         "{:?}",
         api.requests().len()
+    );
+}
+
+/// Runs the `grpclb` binary off the async runtime (which keeps serving the
+/// fake API meanwhile), killed after `limit`.
+async fn grpclb(args: Vec<String>, limit: Duration) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        support::run_grpclb(&args, limit)
+    })
+    .await
+    .expect("the grpclb run finishes")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_command_prints_json_and_watches_changes() {
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 50051)]);
+    let pod = |i: u8| {
+        endpoint(
+            &format!("10.0.0.{i}"),
+            &format!("echo-{i}"),
+            "node-a",
+            "zone-1",
+        )
+    };
+    api.put_slice(
+        "default",
+        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
+    );
+    let kubeconfig = api.kubeconfig().display().to_string();
+
+    let output = grpclb(
+        args(&[
+            "resolve",
+            "echo.default:grpc",
+            "--kubeconfig",
+            &kubeconfig,
+            "-o",
+            "json",
+        ]),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        support::code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let document = support::json(&output);
+    assert_eq!(document["target"], "kubernetes:///echo.default:grpc");
+    assert_eq!(document["source"], "kubernetes");
+    assert_eq!(document["endpoints"][0]["address"], "10.0.0.1:50051");
+    assert_eq!(document["endpoints"][0]["name"], "echo-1");
+    assert_eq!(document["endpoints"][0]["node"], "node-a");
+    assert_eq!(document["endpoints"][0]["zone"], "zone-1");
+    assert_eq!(document["endpoints"][0]["origin"], "echo-a");
+    assert_eq!(document["endpoints"][0]["ready"], true);
+
+    let watching = tokio::spawn(grpclb(
+        args(&[
+            "resolve",
+            "echo.default:grpc",
+            "--kubeconfig",
+            &kubeconfig,
+            "--watch",
+            "--duration",
+            "4s",
+            "-o",
+            "json",
+        ]),
+        WAIT,
+    ));
+    // The first run's watch, then this one's.
+    wait_for_watch_requests(&api, 2).await;
+    let terminating = Conditions {
+        ready: Some(false),
+        serving: Some(true),
+        terminating: Some(true),
+    };
+    api.put_slice(
+        "default",
+        slice(
+            "echo-a",
+            "echo",
+            &[("grpc", 50051)],
+            vec![
+                endpoint_with("10.0.0.1", "echo-1", "node-a", "zone-1", terminating),
+                pod(3),
+            ],
+        ),
+    );
+    let output = watching.await.expect("the watch finishes");
+    assert_eq!(
+        support::code(&output),
+        0,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+        })
+        .collect();
+    let events: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            assert!(
+                l["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+                "RFC 3339 time: {l}"
+            );
+            (
+                l["event"].as_str().unwrap_or_default().to_string(),
+                l["endpoint"]["address"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("added", "10.0.0.1:50051"),
+        ("added", "10.0.0.2:50051"),
+        ("changed", "10.0.0.1:50051"),
+        ("added", "10.0.0.3:50051"),
+        ("removed", "10.0.0.2:50051"),
+    ]
+    .iter()
+    .map(|(e, a)| (e.to_string(), a.to_string()))
+    .collect();
+    assert_eq!(
+        events,
+        expected,
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(lines[2]["endpoint"]["terminating"], true);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 added, 1 removed, 1 changed"),
+        "summary: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_command_exits_3_with_the_rbac_hint() {
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 50051)]);
+    api.forbid(true, true);
+    let kubeconfig = api.kubeconfig().display().to_string();
+    let output = grpclb(
+        args(&["resolve", "echo.default:grpc", "--kubeconfig", &kubeconfig]),
+        WAIT,
+    )
+    .await;
+    assert_eq!(support::code(&output), 3);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kind: RoleBinding"), "{stderr}");
+    assert!(
+        stderr.contains("resources: [\"endpointslices\"]"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_command_shows_an_empty_table_with_the_reason() {
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 50051)]);
+    let not_ready = Conditions {
+        ready: Some(false),
+        serving: Some(false),
+        terminating: Some(false),
+    };
+    api.put_slice(
+        "default",
+        slice(
+            "echo-a",
+            "echo",
+            &[("grpc", 50051)],
+            vec![endpoint_with(
+                "10.0.0.1", "echo-1", "node-a", "zone-1", not_ready,
+            )],
+        ),
+    );
+    let kubeconfig = api.kubeconfig().display().to_string();
+    let output = grpclb(
+        args(&["resolve", "echo.default", "--kubeconfig", &kubeconfig]),
+        WAIT,
+    )
+    .await;
+    assert_eq!(support::code(&output), 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("1 endpoint, 0 ready"), "{stdout}");
+    assert!(
+        stdout.contains("none of 1 endpoints is ready (1 not ready, 0 terminating)"),
+        "{stdout}"
+    );
+
+    // bench has nothing to balance onto: exit 3.
+    let output = grpclb(
+        args(&[
+            "bench",
+            "echo.default:grpc",
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            "10",
+            "-q",
+        ]),
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        support::code(&output),
+        3,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn service_address_uses_the_service_port() {
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 80), ("metrics", 9090)]);
+    let options = options(&api);
+    let address = |target: &str| {
+        let target = Target::parse(target).expect("valid");
+        let options = options.clone();
+        async move { resolve::service_address(&target, &options).await }
+    };
+    assert_eq!(
+        address("echo.default:grpc").await.expect("by name"),
+        "echo.default.svc.cluster.local:80"
+    );
+    assert_eq!(
+        address("echo.default:9090").await.expect("a Service port"),
+        "echo.default.svc.cluster.local:9090"
+    );
+    let err = address("echo.default").await.expect_err("two ports");
+    assert!(
+        err.to_string()
+            .contains("several ports (grpc 80, metrics 9090)"),
+        "{err}"
+    );
+    api.forbid(false, true);
+    let err = address("echo.default:grpc")
+        .await
+        .expect_err("cannot read the Service");
+    assert!(
+        err.to_string()
+            .contains("--clusterip-target echo.default.svc.cluster.local:PORT"),
+        "{err}"
+    );
+    assert_eq!(
+        address("echo.default:50051")
+            .await
+            .expect("a number needs no lookup"),
+        "echo.default.svc.cluster.local:50051"
+    );
+}
+
+/// 250 in-process `grpclb serve` backends on 127.0.1.1–250, all on one
+/// port (as pods share a container port); returns that port.
+async fn backends_250() -> u16 {
+    'attempt: for _ in 0..5 {
+        let first = grpclb::serve::bind("127.0.1.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let port = first.local_addr().expect("local address").port();
+        let mut listeners = vec![first];
+        for i in 2..=250u32 {
+            match grpclb::serve::bind(format!("127.0.1.{i}:{port}").parse().expect("address")).await
+            {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => continue 'attempt,
+            }
+        }
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let identity = grpclb::serve::Identity {
+                name: format!("echo-{i:03}"),
+                pod_ip: format!("127.0.1.{}", i + 1),
+                node: "node-a".into(),
+                zone: "zone-1".into(),
+            };
+            tokio::spawn(grpclb::serve::serve(
+                listener,
+                identity,
+                std::future::pending(),
+            ));
+        }
+        return port;
+    }
+    panic!("no port free on all of 127.0.1.1-250 in 5 tries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_headless_hits_all_250_pods() {
+    let port = backends_250().await;
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 50051)]);
+    for (index, (first, count)) in [(0u32, 100u32), (100, 100), (200, 50)]
+        .into_iter()
+        .enumerate()
+    {
+        let endpoints = (first..first + count)
+            .map(|i| {
+                endpoint(
+                    &format!("127.0.1.{}", i + 1),
+                    &format!("echo-{i:03}"),
+                    "node-a",
+                    "zone-1",
+                )
+            })
+            .collect();
+        api.put_slice(
+            "default",
+            slice(
+                &format!("echo-{index}"),
+                "echo",
+                &[("grpc", port as i32)],
+                endpoints,
+            ),
+        );
+    }
+    let kubeconfig = api.kubeconfig().display().to_string();
+    let output = grpclb(
+        args(&[
+            "bench",
+            "echo.default:grpc",
+            "--kubeconfig",
+            &kubeconfig,
+            "--mode",
+            "headless",
+            "-n",
+            "2500",
+            "-c",
+            "16",
+            "--assert-even",
+            "--expect-endpoints",
+            "250",
+            "-o",
+            "json",
+            "-q",
+        ]),
+        Duration::from_secs(120),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(support::code(&output), 0, "{stderr}");
+    let report = support::json(&output);
+    support::assert_accounted(&report);
+    let endpoints = report["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 250, "{stderr}");
+    let mut names: Vec<&str> = endpoints
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 250, "every pod answered under its own name");
+    assert!(
+        endpoints.iter().all(|e| e["ok"].as_u64() == Some(10)),
+        "round robin: 10 calls each"
     );
 }
