@@ -1012,3 +1012,58 @@ async fn bench_headless_hits_all_250_pods() {
         "round robin: 10 calls each"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeconfig_from_the_environment_through_a_proxy() {
+    let api = FakeApi::start().await;
+    api.put_service("default", "echo", &[("grpc", 50051)]);
+    api.put_slice(
+        "default",
+        slice(
+            "echo-a",
+            "echo",
+            &[("grpc", 50051)],
+            vec![endpoint("10.0.0.1", "echo-1", "node-a", "zone-1")],
+        ),
+    );
+    // Only the proxy can reach this name: the client never looks it up.
+    let port = api.url().rsplit(':').next().unwrap_or_default().to_string();
+    let server = format!("http://api.grpclb.test:{port}");
+    let kubeconfig = api.write_kubeconfig_for("proxied", &server, "fake");
+    let mut command = std::process::Command::new(support::grpclb_bin());
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HTTP_PROXY", api.url())
+        .args(["resolve", "echo.default:grpc", "-o", "json"]);
+    let output = tokio::task::spawn_blocking(move || support::run_bounded(&mut command, WAIT))
+        .await
+        .expect("the run finishes");
+    assert_eq!(
+        support::code(&output),
+        0,
+        "{}\nrequests: {:?}",
+        String::from_utf8_lossy(&output.stderr),
+        api.requests()
+    );
+    assert_eq!(
+        support::json(&output)["endpoints"][0]["address"],
+        "10.0.0.1:50051"
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .any(|r| r == &format!("CONNECT api.grpclb.test:{port}")),
+        "went through the proxy: {:?}",
+        api.requests()
+    );
+}

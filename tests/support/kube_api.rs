@@ -68,6 +68,8 @@ struct State {
     watchers: Vec<Watcher>,
     forbid_slices: bool,
     forbid_services: bool,
+    /// This server's own address: CONNECT tunnels lead back here.
+    address: Option<SocketAddr>,
     /// Every request, as `METHOD path?query`, for assertions.
     requests: Vec<String>,
 }
@@ -88,6 +90,7 @@ impl FakeApi {
         let address = listener.local_addr().expect("local address");
         let state = Arc::new(Mutex::new(State {
             rv: 1,
+            address: Some(address),
             ..State::default()
         }));
         let serving = state.clone();
@@ -104,6 +107,7 @@ impl FakeApi {
                     });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -133,19 +137,24 @@ impl FakeApi {
     /// Writes a kubeconfig like [`FakeApi::kubeconfig`] with another current
     /// context, and returns its path.
     pub fn write_kubeconfig(&self, file: &str, current_context: &str) -> PathBuf {
+        self.write_kubeconfig_for(file, &self.url(), current_context)
+    }
+
+    /// Writes a kubeconfig whose "fake" cluster is `server` (for example a
+    /// name only a proxy can reach), and returns its path.
+    pub fn write_kubeconfig_for(&self, file: &str, server: &str, current_context: &str) -> PathBuf {
         let text = format!(
             "apiVersion: v1\n\
              kind: Config\n\
              clusters:\n\
-             - name: fake\n  cluster:\n    server: {url}\n\
+             - name: fake\n  cluster:\n    server: {server}\n\
              - name: elsewhere\n  cluster:\n    server: http://127.0.0.1:9\n\
              users:\n\
              - name: tester\n  user:\n    token: {TOKEN}\n\
              contexts:\n\
              - name: fake\n  context:\n    cluster: fake\n    user: tester\n    namespace: default\n\
              - name: elsewhere\n  context:\n    cluster: elsewhere\n    user: tester\n\
-             current-context: {current_context}\n",
-            url = self.url()
+             current-context: {current_context}\n"
         );
         let path = self.dir.path().join(file);
         std::fs::write(&path, text).expect("write the kubeconfig");
@@ -344,9 +353,30 @@ fn handle(state: &Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Bod
         request
             .uri()
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("")
+            .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_string())
     ));
+    // Also an HTTP proxy: CONNECT opens a tunnel to this same server, as a
+    // corporate proxy would to the real API server.
+    if request.method() == hyper::Method::CONNECT {
+        let Some(own) = guard.address else {
+            return status_response(
+                StatusCode::BAD_GATEWAY,
+                "no address",
+                "BadGateway",
+                json!({}),
+            );
+        };
+        tokio::spawn(async move {
+            if let (Ok(upgraded), Ok(mut upstream)) = (
+                hyper::upgrade::on(request).await,
+                tokio::net::TcpStream::connect(own).await,
+            ) {
+                let _ =
+                    tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await;
+            }
+        });
+        return Response::new(Full::new(Bytes::new()).boxed_unsync());
+    }
     let authorized = request
         .headers()
         .get(hyper::header::AUTHORIZATION)

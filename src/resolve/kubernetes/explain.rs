@@ -139,12 +139,28 @@ pub fn no_slices_unknown_service(namespace: &str, service: &str) -> String {
 }
 
 /// The message for any other failure reaching the API server.
-pub fn unreachable(server: &str, what: &str, err: &dyn std::fmt::Display) -> String {
+pub fn unreachable(server: &str, what: &str, err: &dyn std::error::Error) -> String {
+    let err = with_causes(err);
     format!(
         "could not {what} from the Kubernetes API server at {server}: {err}. \
          Check --kubeconfig / --context (or KUBECONFIG), that the cluster is reachable from here, \
          and HTTPS_PROXY / NO_PROXY"
     )
+}
+
+/// An error and its causes, `outer: inner: root`, each said once.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The message for a 401: the credentials in the kubeconfig are not accepted.
