@@ -36,3 +36,68 @@ impl DiscoveryArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command, RunMode};
+
+    fn bench_plan(args: &[&str]) -> crate::cli::BenchPlan {
+        let cli = Cli::try_parse_from([&["grpclb", "bench"], args].concat()).expect("parses");
+        match cli.command {
+            Command::Bench(args) => args.plan().expect("a valid plan"),
+            other => panic!("not bench: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cluster_flags_reach_the_resolver() {
+        let plan = bench_plan(&[
+            "echo.default:grpc",
+            "--kubeconfig",
+            "/tmp/kc",
+            "--context",
+            "prod",
+            "--dns-refresh",
+            "1s",
+            "--include-terminating",
+        ]);
+        assert_eq!(
+            plan.resolve.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/tmp/kc"))
+        );
+        assert_eq!(plan.resolve.kube_context.as_deref(), Some("prod"));
+        assert_eq!(plan.resolve.dns_refresh, std::time::Duration::from_secs(1));
+        assert!(plan.resolve.include_terminating);
+    }
+
+    #[test]
+    fn kubernetes_target_in_both_modes_dials_its_service() {
+        let plan = bench_plan(&["echo.default:grpc", "--mode", "both", "--connections", "2"]);
+        assert_eq!(
+            plan.runs,
+            vec![
+                RunMode::ServiceOfTarget { connections: 2 },
+                RunMode::Headless
+            ]
+        );
+        assert!(plan.pods_known);
+        let plan = bench_plan(&["echo.default:grpc", "--mode", "clusterip", "--assert-even"]);
+        assert_eq!(plan.runs, vec![RunMode::ServiceOfTarget { connections: 1 }]);
+        let plan = bench_plan(&[
+            "echo.default:grpc",
+            "--mode",
+            "both",
+            "--clusterip-target",
+            "10.96.0.20:50051",
+        ]);
+        assert_eq!(
+            plan.runs[0],
+            RunMode::ClusterIp {
+                address: "10.96.0.20:50051".into(),
+                connections: 1
+            }
+        );
+    }
+}
