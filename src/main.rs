@@ -35,7 +35,10 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             let reports = commands::demo::run(&plan).await?;
             let code = finish(&reports, plan.output)?;
             if plan.output == Output::Table {
-                println!("\n{}", commands::demo::explanation(&reports));
+                commands::bench::write_stdout(&format!(
+                    "\n{}",
+                    commands::demo::explanation(&reports)
+                ))?;
             }
             Ok(code)
         }

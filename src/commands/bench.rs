@@ -312,41 +312,52 @@ fn with_verdict(mut report: Report, plan: &BenchPlan, run: &RunMode, judged: boo
     report
 }
 
-/// Prints the reports as tables or one JSON document.
+/// Prints the reports as tables or one JSON document. A closed stdout
+/// (`grpclb bench … | head`) ends printing quietly.
 pub fn print(reports: &[Report], output: Output) -> Result<(), Failure> {
-    match output {
+    let text = match output {
         Output::Json => {
             let json = if let [report] = reports {
                 serde_json::to_string_pretty(report)
             } else {
                 serde_json::to_string_pretty(&serde_json::json!({ "runs": reports }))
             };
-            let json =
-                json.map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?;
-            println!("{json}");
+            json.map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?
         }
         Output::Table => {
-            for report in reports {
-                println!("{}", render(report));
-            }
+            let mut text: Vec<String> = reports.iter().map(render).collect();
             if reports.len() > 1 {
-                println!("{}", comparison_table(reports));
-                println!("{}", conclusion(reports));
+                text.push(comparison_table(reports));
+                text.push(conclusion(reports));
             }
+            text.join("\n")
         }
+    };
+    write_stdout(&text)
+}
+
+/// Writes a block to stdout; a reader that went away is not an error.
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::CannotRun(format!("cannot write the report: {e}")))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The exit code of finished runs: 3 when no call succeeded at all,
 /// 1 when a verdict failed, else 0.
 pub fn exit_code(reports: &[Report]) -> (u8, Option<String>) {
     if let Some(dead) = reports.iter().find(|r| r.requests > 0 && r.ok == 0) {
-        let codes: Vec<String> = dead
+        let codes: std::collections::BTreeSet<String> = dead
             .endpoints
             .iter()
             .flat_map(|e| e.error_codes.keys().cloned())
             .collect();
+        let codes: Vec<String> = codes.into_iter().collect();
         return (
             3,
             Some(format!(

@@ -48,16 +48,13 @@ pub async fn run(plan: &DemoPlan) -> Result<Vec<Report>, Failure> {
         resolve: ResolveOptions::default(),
     };
     if plan.output == Output::Table {
-        println!(
+        let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
+        super::bench::write_stdout(&format!(
             "grpclb demo: {} pods on {}, a ClusterIP stand-in on {} (one random pod per TCP connection, as kube-proxy does)\n",
             plan.pods,
-            pods.addresses
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            pod_list.join(", "),
             service.address
-        );
+        ))?;
     }
     let reports = super::bench::run(&bench).await;
     drop(service);
