@@ -199,6 +199,12 @@ impl Judge {
         }
         let unit = self.model.unit();
         let have = self.model.units();
+        let unserved: Vec<String> = names
+            .iter()
+            .zip(counts.iter().zip(&self.shares))
+            .filter(|(_, (n, p))| **n == 0 && **p > 0.0)
+            .map(|(name, _)| name.clone())
+            .collect();
         for (check, p) in &self.too_few {
             let Power::TooFew(needed) = p else { continue };
             findings.push(Finding {
@@ -208,7 +214,7 @@ impl Judge {
                 bound: needed.map(|n| n as f64),
                 by: needed.map(|n| n.saturating_sub(have) as f64),
                 unit: unit.into(),
-                message: self.too_few_message(check, *needed),
+                message: self.too_few_message(check, *needed, &unserved),
             });
         }
         let too_few = (!self.too_few.is_empty()).then(|| TooFew {
@@ -457,7 +463,7 @@ impl Judge {
     }
 
     /// Why a check cannot be judged at this run's size, and what would do.
-    fn too_few_message(&self, check: &str, needed: Option<u64>) -> String {
+    fn too_few_message(&self, check: &str, needed: Option<u64>, unserved: &[String]) -> String {
         let unit = self.model.unit();
         let have = self.model.units();
         let k = self.shares.iter().filter(|p| **p > 0.0).count();
@@ -505,8 +511,14 @@ impl Judge {
             "--requests"
         };
         let pinned = if unit == "connections" && (have as usize) < k {
+            let unserved = if unserved.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} got no calls)", unserved.join(", "))
+            };
             format!(
-                " (clusterip pins each connection to one endpoint: {have} {unit} reach at most {have} of {k} endpoints; balance per call with --mode headless)"
+                "; uneven by construction: clusterip pins each connection to one endpoint, so {have} {unit} \
+                 reach at most {have} of {k} endpoints{unserved}; balance per call with --mode headless"
             )
         } else {
             String::new()
