@@ -219,7 +219,23 @@ fn first(from: u64, to: u64, holds: impl Fn(u64) -> bool) -> Option<u64> {
 
 /// The fewest units (from `have` up) at which `enough` holds, when some
 /// number up to a billion does; `enough` should grow true with more units.
+/// Discreteness can make it flicker just above the threshold, so the answer
+/// is one that also holds at points over the next tenth above it.
 pub fn fewest_units(have: u64, enough: impl Fn(u64) -> bool) -> Option<u64> {
+    let mut n = threshold(have, &enough)?;
+    for _ in 0..32 {
+        let step = (n / 160).max(1);
+        match (1..=16).map(|i| n + i * step).find(|m| !enough(*m)) {
+            Some(flicker) => n = threshold(flicker, &enough)?,
+            None => return Some(n),
+        }
+    }
+    Some(n)
+}
+
+/// The first number above `have` where `enough` holds, by doubling then
+/// bisection.
+fn threshold(have: u64, enough: &impl Fn(u64) -> bool) -> Option<u64> {
     const CAP: u64 = 1_000_000_000;
     let mut low = have.max(1);
     let mut high = low.saturating_mul(2).max(2);

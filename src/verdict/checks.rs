@@ -470,7 +470,8 @@ impl Judge {
         let (what, why) = match check {
             "spread" => (
                 "the spread".to_string(),
-                "cannot tell a fair endpoint from one that gets half its share".to_string(),
+                "the bound cannot tell a fair endpoint from one that gets half its share"
+                    .to_string(),
             ),
             "max-deviation" => (
                 format!(
@@ -525,7 +526,7 @@ impl Judge {
         };
         match needed {
             Some(needed) => format!(
-                "too few {unit} to judge {what}: {have} {unit} over {k} endpoints {why}; \
+                "too few {unit} to judge {what}: with {have} {unit} over {k} endpoints, {why}; \
                  judging needs at least {needed} {unit} ({flag} {needed}){pinned}"
             ),
             None => format!(

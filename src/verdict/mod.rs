@@ -251,3 +251,201 @@ fn error_breakdown(report: &Report) -> String {
 fn round4(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pick::Policy;
+    use crate::report::{EndpointReport, Latency};
+
+    fn report(counts: &[(&str, u64)]) -> Report {
+        let requests = counts.iter().map(|(_, n)| n).sum::<u64>();
+        Report {
+            mode: "headless".into(),
+            policy: "random".into(),
+            target: "test".into(),
+            call: "grpc.health.v1.Health/Check".into(),
+            connections: counts.len(),
+            requests,
+            ok: requests,
+            errors: 0,
+            elapsed_s: 1.0,
+            rps: requests as f64,
+            latency_ms: Latency::default(),
+            endpoints: counts
+                .iter()
+                .map(|(name, n)| EndpointReport {
+                    name: name.to_string(),
+                    address: format!("{name}:80"),
+                    requests: *n,
+                    ok: *n,
+                    errors: 0,
+                    share: *n as f64 / requests.max(1) as f64,
+                    latency_ms: Latency::default(),
+                    error_codes: Default::default(),
+                })
+                .collect(),
+            changes: Vec::new(),
+            notices: Vec::new(),
+            verdict: Verdict::default(),
+        }
+    }
+
+    fn per_call(policy: Policy) -> Balancing {
+        Balancing::PerCall {
+            policy,
+            concurrency: 8,
+        }
+    }
+
+    fn even() -> Assertions {
+        Assertions {
+            spread: true,
+            all_endpoints_hit: true,
+            ..Assertions::default()
+        }
+    }
+
+    #[test]
+    fn a_fair_random_spread_passes_and_shows_its_bound() {
+        let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
+        let v = judge(&r, &even(), per_call(Policy::Random));
+        assert!(v.passed && v.even, "{v:?}");
+        assert_eq!(v.calls, 10_000);
+        assert!(v.model.starts_with("binomial"));
+        assert!(v.bounds.iter().all(|b| b.low < 2500 && b.high > 2500));
+    }
+
+    #[test]
+    fn the_same_spread_is_too_loose_for_round_robin() {
+        let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        let f = v
+            .failed
+            .iter()
+            .find(|f| f.endpoints == ["b"])
+            .expect("b is named");
+        assert_eq!(f.check, "spread");
+        assert_eq!(f.bound, Some(2491.0));
+        assert_eq!(f.by, Some(21.0));
+        assert!(f.message.contains("short by 21"), "{}", f.message);
+    }
+
+    #[test]
+    fn a_starved_endpoint_is_named_with_how_far_it_fell_short() {
+        let r = report(&[("a", 3400), ("b", 3350), ("c", 3250)]);
+        let mut counts = r.clone();
+        counts.endpoints[2].requests = 1650;
+        counts.endpoints[0].requests = 4200;
+        counts.endpoints[1].requests = 4150;
+        let v = judge(&counts, &even(), per_call(Policy::LeastRequest));
+        assert!(!v.passed);
+        assert!(v.failures.iter().any(|f| f.contains("c got 1650")), "{v:?}");
+    }
+
+    #[test]
+    fn too_few_calls_fail_with_the_number_needed() {
+        let r = report(&[("a", 10), ("b", 12), ("c", 8), ("d", 10), ("e", 10)]);
+        let v = judge(&r, &even(), per_call(Policy::Random));
+        assert!(!v.passed && !v.even);
+        let too_few = v.too_few.clone().expect("too few");
+        assert_eq!(too_few.have, 50);
+        let needed = too_few.needed.expect("some number is enough");
+        assert!((200..5000).contains(&needed), "{needed}");
+        assert!(v.failures.iter().any(|f| f.contains("--requests")), "{v:?}");
+        // With that many calls, a fair spread is judged and passes.
+        let n = needed.div_ceil(5);
+        let r = report(&[("a", n), ("b", n), ("c", n), ("d", n), ("e", n)]);
+        assert!(judge(&r, &even(), per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn a_tolerance_tighter_than_chance_is_not_judged_on_noise() {
+        let asked = Assertions {
+            max_deviation: Some(0.005),
+            ..Assertions::default()
+        };
+        let r = report(&[("a", 520), ("b", 480)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert_eq!(v.failed.len(), 1, "{v:?}");
+        assert!(v.failures[0].starts_with("too few calls to judge --max-deviation 0.005"));
+        // Exactly even counts would not pass either: the check was not judged.
+        let r = report(&[("a", 500), ("b", 500)]);
+        assert!(!judge(&r, &asked, per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn weights_set_the_expectation_for_a_canary() {
+        let asked = Assertions {
+            spread: true,
+            max_ratio: Some(1.3),
+            weights: Some("stable=9,canary=1".parse().unwrap()),
+            ..Assertions::default()
+        };
+        let r = report(&[("stable", 9010), ("canary", 990)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(v.passed, "{v:?}");
+        assert!(v.chi2_p > 0.1);
+        let r = report(&[("stable", 5000), ("canary", 5000)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.starts_with("max-ratio: busiest canary")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn chi2_check_fails_below_the_asked_p_value() {
+        let asked = Assertions {
+            chi2_p: Some(0.01),
+            ..Assertions::default()
+        };
+        let r = report(&[("a", 1100), ("b", 900)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert_eq!(v.failed[0].check, "chi2-p");
+        let r = report(&[("a", 1010), ("b", 990)]);
+        assert!(judge(&r, &asked, per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn one_connection_is_uneven_by_construction_and_names_the_idle_pods() {
+        let asked = Assertions {
+            expect_endpoints: Some(3),
+            ..even()
+        };
+        let r = report(&[("a", 300), ("b", 0), ("c", 0)]);
+        let balancing = Balancing::PerConnection {
+            connections: 1,
+            concurrency: 8,
+        };
+        let v = judge(&r, &asked, balancing);
+        assert!(!v.passed && !v.even);
+        let text = v.failures.join("\n");
+        assert!(text.contains("uneven by construction"), "{text}");
+        assert!(text.contains("b, c got no calls"), "{text}");
+        assert!(text.contains("--connections"), "{text}");
+    }
+
+    #[test]
+    fn errors_over_budget_name_where_they_happened() {
+        let mut r = report(&[("a", 100), ("b", 100)]);
+        r.errors = 5;
+        r.ok -= 5;
+        r.endpoints[1].errors = 5;
+        r.endpoints[1].error_codes.insert("UNAVAILABLE".into(), 5);
+        let asked = Assertions {
+            max_errors: Some(ErrorBudget::Count(0)),
+            ..Assertions::default()
+        };
+        let v = judge(&r, &asked, per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        assert_eq!(v.failed[0].check, "max-errors");
+        assert!(v.failures[0].contains("b: 5 UNAVAILABLE"));
+    }
+}
