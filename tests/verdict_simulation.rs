@@ -221,6 +221,8 @@ fn failures(judges: &[Judge], k: usize, mut draw: impl FnMut(&mut [u64])) -> Vec
 struct Worst {
     alarm: (f64, usize),
     detection: (f64, usize),
+    /// False alarms, detections and runs per scenario, over every k.
+    totals: (u64, u64, u64),
 }
 
 impl Worst {
@@ -228,6 +230,7 @@ impl Worst {
         Worst {
             alarm: (0.0, 0),
             detection: (1.0, 0),
+            totals: (0, 0, 0),
         }
     }
 
@@ -243,6 +246,9 @@ impl Worst {
             detection >= MIN_DETECTION,
             "{policy} over {k} endpoints: a half-share endpoint was caught in only {caught} of {RUNS} runs"
         );
+        self.totals.0 += u64::from(alarms);
+        self.totals.1 += u64::from(caught);
+        self.totals.2 += u64::from(RUNS);
         if alarm >= self.alarm.0 {
             self.alarm = (alarm, k);
         }
@@ -310,11 +316,15 @@ fn default_verdict_rarely_fails_a_fair_balancer_and_catches_a_starved_endpoint()
     let all =
         std::iter::once((Policy::RoundRobin, round_robin)).chain(binomial.into_iter().zip(others));
     for (policy, w) in all {
+        let (alarms, caught, runs) = w.totals;
         println!(
-            "  {:<14} worst false alarm {:.3}% (k={}), worst detection of a half-share endpoint {:.3}% (k={})",
+            "  {:<14} false alarms {alarms}/{runs} ({:.4}%), worst {:.2}% (k={}); \
+             half-share endpoint caught {caught}/{runs} ({:.4}%), worst {:.2}% (k={})",
             policy.name(),
+            alarms as f64 / runs as f64 * 100.0,
             w.alarm.0 * 100.0,
             w.alarm.1,
+            caught as f64 / runs as f64 * 100.0,
             w.detection.0 * 100.0,
             w.detection.1
         );

@@ -112,8 +112,9 @@ impl Model {
                 policy.name()
             ),
             Balancing::PerConnection { .. } => format!(
-                "binomial over {} connections: one endpoint per connection, false alarm ≤ {FALSE_ALARM:e} per run",
-                self.units()
+                "binomial over {} connection{}: one endpoint per connection, false alarm ≤ {FALSE_ALARM:e} per run",
+                self.units(),
+                if self.units() == 1 { "" } else { "s" }
             ),
         }
     }
