@@ -130,3 +130,55 @@ fn too_few_calls_fail_with_the_number_needed() {
     assert!(text.contains("judging needs at least"), "{text}");
     assert!(text.contains("bound: "), "the bound is printed: {text}");
 }
+
+#[test]
+fn a_spread_that_never_holds_does_not_settle_and_says_so() {
+    let pods = backends("unsettled", 191, 3);
+    let report = bench(
+        &ipv4_target(&pods),
+        "pick_first",
+        "700",
+        &["--settle", "5s"],
+    );
+    let verdict = &report["verdict"];
+    assert!(
+        verdict.get("too_few").is_none(),
+        "700 calls are enough: {verdict}"
+    );
+    let settle = &verdict["settle"];
+    assert_eq!(settle["settled"], false, "{settle}");
+    assert!(
+        settle["windows"].as_u64() >= Some(2),
+        "kept trying: {settle}"
+    );
+    assert_eq!(settle["settled_after_s"], serde_json::Value::Null);
+}
+
+#[test]
+fn bad_verdict_flags_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--max-ratio", "0.5"],
+            "--max-ratio 0.5 must be at least 1",
+        ),
+        (&["--chi2-p", "2"], "--chi2-p 2 must be a p-value"),
+        (
+            &["--weights", "a=1,2"],
+            "mixes name=weight and bare weights",
+        ),
+        (&["--weights", "0,0"], "at least one weight"),
+        (&["--settle", "0s"], "--settle must be longer than 0"),
+        (
+            &["--weights", "1,2,3", "--expect-endpoints", "2"],
+            "--weights lists 3 weights",
+        ),
+    ];
+    for (flags, fragment) in cases {
+        let mut args = vec!["bench", "ipv4:127.0.0.1:1"];
+        args.extend_from_slice(flags);
+        let out = run_grpclb(&args, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{flags:?}: {stderr}");
+        assert!(stderr.contains(fragment), "{flags:?}: {stderr}");
+    }
+}
