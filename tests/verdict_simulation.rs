@@ -226,6 +226,21 @@ struct Worst {
 }
 
 impl Worst {
+    /// The worse of both, with totals summed.
+    fn merge(&self, other: &Worst) -> Worst {
+        let higher = |a: (f64, usize), b: (f64, usize)| if b.0 > a.0 { b } else { a };
+        let lower = |a: (f64, usize), b: (f64, usize)| if b.0 < a.0 { b } else { a };
+        Worst {
+            alarm: higher(self.alarm, other.alarm),
+            detection: lower(self.detection, other.detection),
+            totals: (
+                self.totals.0 + other.totals.0,
+                self.totals.1 + other.totals.1,
+                self.totals.2 + other.totals.2,
+            ),
+        }
+    }
+
     fn new() -> Worst {
         Worst {
             alarm: (0.0, 0),
@@ -283,10 +298,14 @@ fn simulate_round_robin(seed: u64) -> Worst {
 
 /// Policies judged by the binomial model, for every k from 2 to 50, all
 /// against the same simulated runs of independent fair picks.
-fn simulate_independent_picks(policies: &[Policy], seed: u64) -> Vec<Worst> {
+fn simulate_independent_picks(
+    policies: &[Policy],
+    seed: u64,
+    ks: impl Iterator<Item = usize>,
+) -> Vec<Worst> {
     let mut rng = Rng::seeded(seed);
     let mut worst = vec![Worst::new(); policies.len()];
-    for k in 2..=50usize {
+    for k in ks {
         let fair = vec![1.0 / k as f64; k];
         let starved = half_share(k);
         let judges: Vec<Judge> = policies.iter().map(|p| judge_for(*p, &fair)).collect();
@@ -304,10 +323,16 @@ fn simulate_independent_picks(policies: &[Policy], seed: u64) -> Vec<Worst> {
 #[test]
 fn default_verdict_rarely_fails_a_fair_balancer_and_catches_a_starved_endpoint() {
     let binomial = [Policy::Random, Policy::LeastRequest, Policy::PickFirst];
+    // Three threads: round_robin, and the binomial policies over even and
+    // odd k (the larger k cost the most).
     let (round_robin, others) = std::thread::scope(|scope| {
         let rr = scope.spawn(|| simulate_round_robin(0x5EED));
-        let others = simulate_independent_picks(&binomial, 0x5EED + 1);
-        (rr.join().unwrap(), others)
+        let even =
+            scope.spawn(|| simulate_independent_picks(&binomial, 0x5EED + 1, (2..=50).step_by(2)));
+        let odd = simulate_independent_picks(&binomial, 0x5EED + 2, (3..=50).step_by(2));
+        let even = even.join().unwrap();
+        let merged: Vec<Worst> = even.iter().zip(&odd).map(|(a, b)| a.merge(b)).collect();
+        (rr.join().unwrap(), merged)
     });
     println!(
         "default verdict (--assert-even), {CALLS} calls, k = 2..50, {RUNS} runs per k and scenario; \
@@ -379,4 +404,38 @@ fn one_connection_is_too_few_to_judge_and_says_how_many_are_needed() {
     assert!(too_few.needed.is_some_and(|n| n > 100));
     assert!(findings.iter().any(|f| f.message.contains("--connections")));
     assert!(!judge.holds(&[2000; 5]));
+}
+
+#[test]
+fn the_sampler_draws_the_exact_binomial() {
+    use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, Discrete};
+    let mut rng = Rng::seeded(0xB1);
+    for (n, p) in [(200u64, 0.1), (CALLS, 0.02), (CALLS, 0.5)] {
+        let sampler = Multinomial::new(n, &[p, 1.0 - p]);
+        let draws = 200_000u32;
+        let mut seen = vec![0u32; n as usize + 1];
+        let mut counts = [0u64; 2];
+        for _ in 0..draws {
+            sampler.sample(&mut rng, n, &mut counts);
+            seen[counts[0] as usize] += 1;
+        }
+        // Chi-square over bins pooled until each expects at least 20 draws.
+        let exact = Binomial::new(p, n).unwrap();
+        let (mut chi2, mut bins) = (0.0, 0usize);
+        let (mut observed, mut expected) = (0.0, 0.0);
+        for (x, count) in seen.iter().enumerate() {
+            observed += f64::from(*count);
+            expected += exact.pmf(x as u64) * f64::from(draws);
+            if expected >= 20.0 {
+                chi2 += (observed - expected).powi(2) / expected;
+                bins += 1;
+                (observed, expected) = (0.0, 0.0);
+            }
+        }
+        let p_value = ChiSquared::new((bins - 1) as f64).unwrap().sf(chi2);
+        assert!(
+            p_value > 1e-4,
+            "Binomial({n}, {p}) sampler is off: chi² {chi2:.1} over {bins} bins, p = {p_value:.2e}"
+        );
+    }
 }
