@@ -5,6 +5,8 @@ use crate::serve::{bind, serve, termination_signal};
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
+    let shutdown = termination_signal()
+        .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
     let listener = bind(plan.listen)
         .await
         .map_err(|e| Failure::CannotRun(e.to_string()))?;
@@ -15,7 +17,7 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
         "grpclb serve: listening on {bound} as {}",
         plan.identity.name
     );
-    serve(listener, plan.identity, termination_signal())
+    serve(listener, plan.identity, shutdown)
         .await
         .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
