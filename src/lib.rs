@@ -7,5 +7,6 @@
 
 pub mod pick;
 pub mod pool;
+pub mod register;
 pub mod resolve;
 pub mod target;

@@ -170,7 +170,9 @@ fn split_host_port(s: &str) -> Result<(String, Option<String>), String> {
             "" => Ok((host.to_string(), None)),
             _ => match after.strip_prefix(':') {
                 Some(port) => Ok((host.to_string(), Some(port.to_string()))),
-                None => Err(format!("unexpected {after:?} after ']' (write [addr]:port)")),
+                None => Err(format!(
+                    "unexpected {after:?} after ']' (write [addr]:port)"
+                )),
             },
         };
     }
@@ -190,9 +192,13 @@ fn parse_port_number(port: &str, context: &str) -> Result<u16, String> {
         return Err(format!("the port of {context:?} is empty"));
     }
     match port.parse::<u16>() {
-        Ok(0) => Err(format!("port 0 in {context:?} is not a usable port (1-65535)")),
+        Ok(0) => Err(format!(
+            "port 0 in {context:?} is not a usable port (1-65535)"
+        )),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("port {port:?} in {context:?} is not a number from 1 to 65535")),
+        Err(_) => Err(format!(
+            "port {port:?} in {context:?} is not a number from 1 to 65535"
+        )),
     }
 }
 
@@ -205,7 +211,9 @@ fn parse_address(s: &str) -> Result<(String, u16), String> {
     let port = port.ok_or_else(|| format!("{s:?} has no port; add one, as {s}:50051"))?;
     let port = parse_port_number(&port, s)?;
     if host.parse::<IpAddr>().is_err() && !is_dns_name(&host) {
-        return Err(format!("host {host:?} is neither an IP address nor a DNS name"));
+        return Err(format!(
+            "host {host:?} is neither an IP address nor a DNS name"
+        ));
     }
     Ok((host, port))
 }
@@ -261,7 +269,12 @@ fn parse_port_ref(port: &str, context: &str) -> Result<PortRef, String> {
     }
 }
 
-fn kubernetes(service: &str, namespace: &str, port: Option<&str>, context: &str) -> Result<Target, String> {
+fn kubernetes(
+    service: &str,
+    namespace: &str,
+    port: Option<&str>,
+    context: &str,
+) -> Result<Target, String> {
     check_k8s_name("Service", service)?;
     check_k8s_name("namespace", namespace)?;
     let port = port.map(|p| parse_port_ref(p, context)).transpose()?;
@@ -274,9 +287,9 @@ fn kubernetes(service: &str, namespace: &str, port: Option<&str>, context: &str)
 
 /// `kubernetes:///svc.ns[:port]` or `kubernetes://ns/svc[:port]`.
 fn parse_kubernetes_uri(rest: &str) -> Result<Target, String> {
-    let (authority, path) = rest
-        .split_once('/')
-        .ok_or_else(|| "expected kubernetes:///svc.ns[:port] or kubernetes://ns/svc[:port]".to_string())?;
+    let (authority, path) = rest.split_once('/').ok_or_else(|| {
+        "expected kubernetes:///svc.ns[:port] or kubernetes://ns/svc[:port]".to_string()
+    })?;
     let (name, port) = match path.split_once(':') {
         Some((n, p)) => (n, Some(p)),
         None => (path, None),
@@ -332,9 +345,9 @@ fn parse_dns(rest: &str) -> Result<Target, String> {
 
 /// `etcd://host:port[,host:port]/prefix` (empty authority: `ETCDCTL_ENDPOINTS`).
 fn parse_etcd(rest: &str) -> Result<Target, String> {
-    let slash = rest
-        .find('/')
-        .ok_or_else(|| "missing the key prefix; add it after the endpoints, as /grpclb/echo".to_string())?;
+    let slash = rest.find('/').ok_or_else(|| {
+        "missing the key prefix; add it after the endpoints, as /grpclb/echo".to_string()
+    })?;
     let (authority, prefix) = rest.split_at(slash);
     if prefix.trim_matches('/').is_empty() {
         return Err(
@@ -344,8 +357,8 @@ fn parse_etcd(rest: &str) -> Result<Target, String> {
     }
     let mut endpoints = Vec::new();
     for part in authority.split(',').filter(|p| !p.is_empty()) {
-        let (host, port) = parse_address(part)
-            .map_err(|e| format!("etcd endpoint {part:?}: {e}"))?;
+        let (host, port) =
+            parse_address(part).map_err(|e| format!("etcd endpoint {part:?}: {e}"))?;
         endpoints.push(join_host_port(&host, port));
     }
     Ok(Target::Etcd {
@@ -362,9 +375,9 @@ fn parse_ip_list(rest: &str, v6: bool) -> Result<Target, String> {
     let mut addresses = Vec::new();
     for part in rest.split(',') {
         let (host, port) = parse_address(part)?;
-        let ip: IpAddr = host
-            .parse()
-            .map_err(|_| format!("{host:?} is not an IP address (ipv4:/ipv6: lists take IP literals only)"))?;
+        let ip: IpAddr = host.parse().map_err(|_| {
+            format!("{host:?} is not an IP address (ipv4:/ipv6: lists take IP literals only)")
+        })?;
         if ip.is_ipv6() != v6 {
             let family = if v6 { "ipv6:" } else { "ipv4:" };
             return Err(format!("{host:?} does not belong in an {family} list"));
@@ -419,28 +432,62 @@ mod tests {
     fn every_documented_form_parses() {
         let cases: Vec<(&str, Target)> = vec![
             ("echo.default", k8s("default", "echo", None)),
-            ("echo.default:50051", k8s("default", "echo", Some(PortRef::Number(50051)))),
-            ("echo.default:grpc", k8s("default", "echo", Some(PortRef::Name("grpc".into())))),
-            ("kubernetes:///echo.default:grpc", k8s("default", "echo", Some(PortRef::Name("grpc".into())))),
+            (
+                "echo.default:50051",
+                k8s("default", "echo", Some(PortRef::Number(50051))),
+            ),
+            (
+                "echo.default:grpc",
+                k8s("default", "echo", Some(PortRef::Name("grpc".into()))),
+            ),
+            (
+                "kubernetes:///echo.default:grpc",
+                k8s("default", "echo", Some(PortRef::Name("grpc".into()))),
+            ),
             ("kubernetes:///echo.default", k8s("default", "echo", None)),
-            ("kubernetes://prod/echo:9000", k8s("prod", "echo", Some(PortRef::Number(9000)))),
+            (
+                "kubernetes://prod/echo:9000",
+                k8s("prod", "echo", Some(PortRef::Number(9000))),
+            ),
             ("kubernetes://prod/echo", k8s("prod", "echo", None)),
             (
                 "dns:///echo.default.svc.cluster.local:50051",
-                Target::Dns { server: None, host: "echo.default.svc.cluster.local".into(), port: 50051 },
+                Target::Dns {
+                    server: None,
+                    host: "echo.default.svc.cluster.local".into(),
+                    port: 50051,
+                },
             ),
             (
                 "dns://127.0.0.1:5353/echo.test:50051",
-                Target::Dns { server: Some("127.0.0.1:5353".into()), host: "echo.test".into(), port: 50051 },
+                Target::Dns {
+                    server: Some("127.0.0.1:5353".into()),
+                    host: "echo.test".into(),
+                    port: 50051,
+                },
             ),
             (
                 "dns://10.96.0.10/echo:80",
-                Target::Dns { server: Some("10.96.0.10:53".into()), host: "echo".into(), port: 80 },
+                Target::Dns {
+                    server: Some("10.96.0.10:53".into()),
+                    host: "echo".into(),
+                    port: 80,
+                },
             ),
-            ("dns:echo.test:8080", Target::Dns { server: None, host: "echo.test".into(), port: 8080 }),
+            (
+                "dns:echo.test:8080",
+                Target::Dns {
+                    server: None,
+                    host: "echo.test".into(),
+                    port: 8080,
+                },
+            ),
             (
                 "etcd://127.0.0.1:2379/grpclb/echo",
-                Target::Etcd { endpoints: vec!["127.0.0.1:2379".into()], prefix: "/grpclb/echo".into() },
+                Target::Etcd {
+                    endpoints: vec!["127.0.0.1:2379".into()],
+                    prefix: "/grpclb/echo".into(),
+                },
             ),
             (
                 "etcd://10.0.0.1:2379,10.0.0.2:2379/grpclb/echo",
@@ -449,25 +496,58 @@ mod tests {
                     prefix: "/grpclb/echo".into(),
                 },
             ),
-            ("etcd:///grpclb/echo", Target::Etcd { endpoints: vec![], prefix: "/grpclb/echo".into() }),
+            (
+                "etcd:///grpclb/echo",
+                Target::Etcd {
+                    endpoints: vec![],
+                    prefix: "/grpclb/echo".into(),
+                },
+            ),
             (
                 "ipv4:10.0.0.1:50051,10.0.0.2:50051",
-                Target::Static { addresses: vec!["10.0.0.1:50051".into(), "10.0.0.2:50051".into()] },
+                Target::Static {
+                    addresses: vec!["10.0.0.1:50051".into(), "10.0.0.2:50051".into()],
+                },
             ),
             (
                 "ipv6:[fd00::1]:50051,[::1]:50052",
-                Target::Static { addresses: vec!["[fd00::1]:50051".into(), "[::1]:50052".into()] },
+                Target::Static {
+                    addresses: vec!["[fd00::1]:50051".into(), "[::1]:50052".into()],
+                },
             ),
             (
                 "static:///10.0.0.1:50051,backend.local:9000",
-                Target::Static { addresses: vec!["10.0.0.1:50051".into(), "backend.local:9000".into()] },
+                Target::Static {
+                    addresses: vec!["10.0.0.1:50051".into(), "backend.local:9000".into()],
+                },
             ),
-            ("127.0.0.10:50051", Target::HostPort { host: "127.0.0.10".into(), port: 50051 }),
-            ("localhost:50051", Target::HostPort { host: "localhost".into(), port: 50051 }),
-            ("[::1]:50051", Target::HostPort { host: "::1".into(), port: 50051 }),
+            (
+                "127.0.0.10:50051",
+                Target::HostPort {
+                    host: "127.0.0.10".into(),
+                    port: 50051,
+                },
+            ),
+            (
+                "localhost:50051",
+                Target::HostPort {
+                    host: "localhost".into(),
+                    port: 50051,
+                },
+            ),
+            (
+                "[::1]:50051",
+                Target::HostPort {
+                    host: "::1".into(),
+                    port: 50051,
+                },
+            ),
             (
                 "echo.default.svc.cluster.local:50051",
-                Target::HostPort { host: "echo.default.svc.cluster.local".into(), port: 50051 },
+                Target::HostPort {
+                    host: "echo.default.svc.cluster.local".into(),
+                    port: 50051,
+                },
             ),
         ];
         for (input, want) in cases {
@@ -499,13 +579,22 @@ mod tests {
             ("http://echo:80", "unknown scheme \"http\""),
             ("localhost", "has no port"),
             ("bad_host!:80", "neither an IP address nor a DNS name"),
-            ("echo.default:Grpc_Port", "neither a number nor a Kubernetes port name"),
+            (
+                "echo.default:Grpc_Port",
+                "neither a number nor a Kubernetes port name",
+            ),
         ];
         for (input, fragment) in cases {
             let err = Target::parse(input).expect_err(input);
             let text = err.to_string();
-            assert!(text.contains(fragment), "{input:?}: {text:?} lacks {fragment:?}");
-            assert!(text.contains("example:"), "{input:?}: {text:?} shows no example");
+            assert!(
+                text.contains(fragment),
+                "{input:?}: {text:?} lacks {fragment:?}"
+            );
+            assert!(
+                text.contains("example:"),
+                "{input:?}: {text:?} shows no example"
+            );
         }
     }
 

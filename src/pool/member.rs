@@ -96,7 +96,9 @@ impl Member {
     }
 
     pub(super) fn eject_until(&self, until_ms: u64) {
-        self.shared.ejected_until_ms.store(until_ms, Ordering::Relaxed);
+        self.shared
+            .ejected_until_ms
+            .store(until_ms, Ordering::Relaxed);
     }
 
     /// True when both share one connection (for tests of the diff).

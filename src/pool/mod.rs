@@ -59,7 +59,11 @@ pub struct Pool {
 
 impl Pool {
     /// An empty pool; fill it with [`Pool::apply`].
-    pub fn new(picker: Box<dyn Picker>, settings: ChannelSettings, include_terminating: bool) -> Pool {
+    pub fn new(
+        picker: Box<dyn Picker>,
+        settings: ChannelSettings,
+        include_terminating: bool,
+    ) -> Pool {
         Pool {
             members: ArcSwap::from_pointee(Vec::new()),
             picker,
@@ -99,11 +103,20 @@ impl Pool {
         let mut next: Vec<Arc<Member>> = Vec::with_capacity(endpoints.len());
         let mut change = PoolChange::default();
         let mut problems = Vec::new();
-        for endpoint in endpoints.iter().filter(|e| e.balanced_onto(self.include_terminating)) {
-            if next.iter().any(|m| m.endpoint().address == endpoint.address) {
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| e.balanced_onto(self.include_terminating))
+        {
+            if next
+                .iter()
+                .any(|m| m.endpoint().address == endpoint.address)
+            {
                 continue;
             }
-            match current.iter().find(|m| m.endpoint().address == endpoint.address) {
+            match current
+                .iter()
+                .find(|m| m.endpoint().address == endpoint.address)
+            {
                 Some(existing) => next.push(existing.with_endpoint(endpoint.clone())),
                 None => match Member::dial(endpoint.clone(), &self.settings) {
                     Ok(member) => {
@@ -115,7 +128,10 @@ impl Pool {
             }
         }
         for old in current.iter() {
-            if !next.iter().any(|m| m.endpoint().address == old.endpoint().address) {
+            if !next
+                .iter()
+                .any(|m| m.endpoint().address == old.endpoint().address)
+            {
                 change.removed.push(old.endpoint().address.clone());
             }
         }
@@ -162,11 +178,18 @@ mod tests {
     use crate::pick::RoundRobin;
 
     fn pool() -> Pool {
-        Pool::new(Box::new(RoundRobin::starting_at(0)), ChannelSettings::default(), false)
+        Pool::new(
+            Box::new(RoundRobin::starting_at(0)),
+            ChannelSettings::default(),
+            false,
+        )
     }
 
     fn endpoints(addresses: &[&str]) -> Vec<Endpoint> {
-        addresses.iter().map(|a| Endpoint::new(*a, "test")).collect()
+        addresses
+            .iter()
+            .map(|a| Endpoint::new(*a, "test"))
+            .collect()
     }
 
     #[tokio::test]
@@ -178,7 +201,10 @@ mod tests {
         assert_eq!(change.added, vec!["127.0.0.3:1"]);
         assert_eq!(change.removed, vec!["127.0.0.1:1"]);
         let after = pool.members();
-        assert!(after[0].same_connection(&before[1]), "127.0.0.2 was re-dialled");
+        assert!(
+            after[0].same_connection(&before[1]),
+            "127.0.0.2 was re-dialled"
+        );
     }
 
     #[tokio::test]
@@ -209,7 +235,10 @@ mod tests {
         let first = pool.members()[0].clone();
         pool.eject(&first);
         for _ in 0..10 {
-            assert_eq!(pool.pick().expect("member").endpoint().address, "127.0.0.2:1");
+            assert_eq!(
+                pool.pick().expect("member").endpoint().address,
+                "127.0.0.2:1"
+            );
         }
     }
 

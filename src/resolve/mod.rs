@@ -5,6 +5,7 @@
 //! happened without changing the set*. Consumers (the pool, `grpclb resolve
 //! --watch`) diff consecutive sets with [`diff`]; no source has to.
 
+pub mod etcd;
 mod static_list;
 
 use std::future::Future;
@@ -94,6 +95,8 @@ pub struct ResolveOptions {
     pub dns_refresh: Duration,
     /// Balance onto terminating endpoints that still serve.
     pub include_terminating: bool,
+    /// How to reach etcd (credentials, TLS, reconnect backoff).
+    pub etcd: etcd::EtcdOptions,
 }
 
 impl Default for ResolveOptions {
@@ -101,6 +104,7 @@ impl Default for ResolveOptions {
         ResolveOptions {
             dns_refresh: Duration::from_secs(5),
             include_terminating: false,
+            etcd: etcd::EtcdOptions::default(),
         }
     }
 }
@@ -136,7 +140,16 @@ impl UpdateSender {
 
     /// Reports an event that does not change the set. Returns false once nobody listens.
     pub async fn notice(&self, message: impl Into<String>) -> bool {
-        self.tx.send(Ok(Update::Notice(message.into()))).await.is_ok()
+        self.tx
+            .send(Ok(Update::Notice(message.into())))
+            .await
+            .is_ok()
+    }
+
+    /// Completes once nobody listens any more, so that a source waiting on
+    /// its network (a reconnect backoff) can stop at once.
+    pub async fn closed(&self) {
+        self.tx.closed().await
     }
 }
 
@@ -182,7 +195,9 @@ where
         while let Some(item) = rx.recv().await {
             let update = match item {
                 Ok(update) => update,
-                Err(err) => Update::Notice(format!("{source} resolver stopped: {err}; keeping the last set")),
+                Err(err) => Update::Notice(format!(
+                    "{source} resolver stopped: {err}; keeping the last set"
+                )),
             };
             if out_tx.send(update).await.is_err() {
                 break;
@@ -199,18 +214,17 @@ where
 }
 
 /// Starts resolving `target`.
-pub async fn start(target: &Target, _options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
     match target {
         Target::Static { addresses } => static_list::start(addresses.clone()).await,
         Target::HostPort { host, port } => {
             static_list::start(vec![crate::target::join_host_port(host, *port)]).await
         }
-        Target::Kubernetes { .. } | Target::Dns { .. } | Target::Etcd { .. } => {
-            Err(ResolveError::Unsupported(format!(
-                "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
-                target.scheme()
-            )))
-        }
+        Target::Etcd { endpoints, prefix } => etcd::start(endpoints, prefix, &options.etcd).await,
+        Target::Kubernetes { .. } | Target::Dns { .. } => Err(ResolveError::Unsupported(format!(
+            "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
+            target.scheme()
+        ))),
     }
 }
 
@@ -247,7 +261,13 @@ pub fn diff(old: &[Endpoint], new: &[Endpoint]) -> Vec<Change> {
 
 /// A TTL counting down is not a change worth reporting.
 fn same_except_ttl(a: &Endpoint, b: &Endpoint) -> bool {
-    Endpoint { ttl_s: None, ..a.clone() } == Endpoint { ttl_s: None, ..b.clone() }
+    Endpoint {
+        ttl_s: None,
+        ..a.clone()
+    } == Endpoint {
+        ttl_s: None,
+        ..b.clone()
+    }
 }
 
 #[cfg(test)]
@@ -259,18 +279,31 @@ mod tests {
         let a = Endpoint::new("10.0.0.1:80", "s1");
         let b = Endpoint::new("10.0.0.2:80", "s1");
         let c = Endpoint::new("10.0.0.3:80", "s2");
-        let b_unready = Endpoint { ready: false, ..b.clone() };
+        let b_unready = Endpoint {
+            ready: false,
+            ..b.clone()
+        };
         let changes = diff(&[a.clone(), b.clone()], &[b_unready.clone(), c.clone()]);
         assert_eq!(
             changes,
-            vec![Change::Changed(b_unready), Change::Added(c), Change::Removed(a)]
+            vec![
+                Change::Changed(b_unready),
+                Change::Added(c),
+                Change::Removed(a)
+            ]
         );
     }
 
     #[test]
     fn ttl_countdown_is_not_a_change() {
-        let a = Endpoint { ttl_s: Some(10), ..Endpoint::new("10.0.0.1:80", "k") };
-        let a_later = Endpoint { ttl_s: Some(4), ..a.clone() };
+        let a = Endpoint {
+            ttl_s: Some(10),
+            ..Endpoint::new("10.0.0.1:80", "k")
+        };
+        let a_later = Endpoint {
+            ttl_s: Some(4),
+            ..a.clone()
+        };
         assert!(diff(&[a], &[a_later]).is_empty());
     }
 
