@@ -73,10 +73,10 @@ impl Member {
 
     /// Remembers the identity this member answered with.
     pub fn saw_identity(&self, identity: &str) {
-        if let Ok(mut last) = self.shared.last_identity.lock() {
-            if last.as_deref() != Some(identity) {
-                *last = Some(identity.to_string());
-            }
+        if let Ok(mut last) = self.shared.last_identity.lock()
+            && last.as_deref() != Some(identity)
+        {
+            *last = Some(identity.to_string());
         }
     }
 

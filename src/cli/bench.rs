@@ -1,0 +1,309 @@
+//! `grpclb bench` flags and their conversion into a [`BenchPlan`].
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{Failure, Output, parse_duration};
+use crate::load::{CallKind, LoadPlan, Stop};
+use crate::pick::Policy;
+use crate::resolve::ResolveOptions;
+use crate::serve::IDENTITY_HEADER;
+use crate::target::Target;
+use crate::verdict::{Assertions, DEFAULT_MAX_DEVIATION, ErrorBudget};
+
+/// Which way calls reach the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeChoice {
+    /// Dial the Service address over a fixed set of connections; the network picks a pod per connection.
+    Clusterip,
+    /// Resolve every pod, hold a connection to each, pick one per call.
+    Headless,
+    /// Clusterip, then headless, side by side.
+    Both,
+}
+
+/// The RPC to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallChoice {
+    /// grpc.health.v1.Health/Check: every well-run gRPC server answers it.
+    Health,
+    /// grpclb.v1.Echo/Echo with --payload-bytes (needs `grpclb serve`).
+    Echo,
+}
+
+/// Load shape, shared by `bench` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Per-call policy in headless mode.
+    #[arg(long = "lb", default_value = "round_robin", value_parser = parse_policy)]
+    pub policy: Policy,
+    /// Concurrent workers (calls in flight at most).
+    #[arg(long, short = 'c', default_value_t = 8)]
+    pub concurrency: usize,
+    /// Total recorded calls per mode [default: 10000 unless --duration].
+    #[arg(long, short = 'n', conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Run each mode for this long instead of a request count (e.g. 10s).
+    #[arg(long, short = 'z', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Open loop: send this many calls per second in total; latency counts from the intended send time.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Calls sent and not recorded before measuring, for this long (e.g. 500ms).
+    #[arg(long, value_parser = parse_duration, default_value = "200ms")]
+    pub warmup: Duration,
+    /// Deadline of each call.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// The RPC to send.
+    #[arg(long, value_enum, default_value = "health")]
+    pub call: CallChoice,
+    /// Payload size for --call echo.
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
+    /// Service name asked about by --call health ("" = the whole server).
+    #[arg(long, default_value = "")]
+    pub health_service: String,
+    /// Response header that names the answering server.
+    #[arg(long, default_value = IDENTITY_HEADER)]
+    pub identity_header: String,
+    /// Print tables or one JSON document.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: Output,
+    /// No live progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to balance over: svc.ns[:port], kubernetes:///…, dns:///host:port, etcd://…/prefix,
+    /// ipv4:a:port,b:port, static:///…, or host:port (a Service address, for --mode clusterip).
+    pub target: String,
+    /// clusterip: through the Service address; headless: per-call balancing over every pod; both.
+    #[arg(long, value_enum, default_value = "headless")]
+    pub mode: ModeChoice,
+    /// The Service (ClusterIP) address to dial in clusterip mode, when TARGET lists the pods.
+    #[arg(long)]
+    pub clusterip_target: Option<String>,
+    /// HTTP/2 connections held to the Service address in clusterip mode.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Fail (exit 1) unless every endpoint got its fair share ± 10% and none got nothing.
+    #[arg(long)]
+    pub assert_even: bool,
+    /// Fail when an endpoint's share differs from 1/k by more than this (0..1).
+    #[arg(long)]
+    pub max_deviation: Option<f64>,
+    /// Fail unless exactly this many endpoints answered calls.
+    #[arg(long)]
+    pub expect_endpoints: Option<usize>,
+    /// Fail when more calls failed than this: a count (0) or a percentage (1%).
+    #[arg(long, value_parser = parse_error_budget)]
+    pub max_errors: Option<ErrorBudget>,
+    /// How often DNS targets are re-resolved during the run.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub dns_refresh: Duration,
+    /// Also balance onto endpoints that are terminating but still serving.
+    #[arg(long)]
+    pub include_terminating: bool,
+}
+
+fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
+    s.parse()
+}
+
+/// One mode of a bench run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunMode {
+    /// Dial this address over `connections` connections.
+    ClusterIp { address: String, connections: usize },
+    /// Balance per call over the resolved endpoints.
+    Headless,
+}
+
+/// A validated `bench` invocation.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// What lists the pods (resolved for headless runs and to name idle pods).
+    pub target: Target,
+    /// True when `target` lists the pods (not just the Service address).
+    pub pods_known: bool,
+    pub runs: Vec<RunMode>,
+    pub policy: Policy,
+    pub load: LoadPlan,
+    pub assertions: Assertions,
+    pub output: Output,
+    pub quiet: bool,
+    pub resolve: ResolveOptions,
+}
+
+impl LoadArgs {
+    /// Validates the load flags.
+    pub fn plan(&self, default_requests: u64) -> Result<LoadPlan, Failure> {
+        if self.concurrency == 0 {
+            return Err(Failure::Usage("--concurrency must be at least 1".into()));
+        }
+        if self.requests == Some(0) {
+            return Err(Failure::Usage("--requests must be at least 1".into()));
+        }
+        if let Some(rate) = self.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(Failure::Usage(format!(
+                "--rate {rate} must be a positive number of calls per second"
+            )));
+        }
+        if self.timeout.is_zero() {
+            return Err(Failure::Usage(
+                "--timeout must be longer than 0 (e.g. 5s)".into(),
+            ));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(Failure::Usage(
+                "--duration must be longer than 0 (e.g. 10s)".into(),
+            ));
+        }
+        if http::HeaderName::from_bytes(self.identity_header.as_bytes()).is_err() {
+            return Err(Failure::Usage(format!(
+                "--identity-header {:?} is not a valid header name (lowercase letters, digits, '-')",
+                self.identity_header
+            )));
+        }
+        if self.payload_bytes > 0 && self.call != CallChoice::Echo {
+            return Err(Failure::Usage("--payload-bytes needs --call echo".into()));
+        }
+        let stop = match (self.requests, self.duration) {
+            (_, Some(d)) => Stop::Duration(d),
+            (Some(n), None) => Stop::Requests(n),
+            (None, None) => Stop::Requests(default_requests),
+        };
+        let call = match self.call {
+            CallChoice::Health => CallKind::Health {
+                service: self.health_service.clone(),
+            },
+            CallChoice::Echo => CallKind::Echo {
+                payload: vec![b'x'; self.payload_bytes],
+            },
+        };
+        Ok(LoadPlan {
+            concurrency: self.concurrency,
+            stop,
+            rate: self.rate,
+            warmup: self.warmup,
+            timeout: self.timeout,
+            call,
+            identity_header: self.identity_header.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl BenchArgs {
+    /// Validates every flag and the target; errors are usage errors (exit 2).
+    pub fn plan(self) -> Result<BenchPlan, Failure> {
+        let target = Target::parse(&self.target)?;
+        let load = self.load.plan(10_000)?;
+        if self.connections == 0 {
+            return Err(Failure::Usage("--connections must be at least 1".into()));
+        }
+        if let Some(d) = self.max_deviation
+            && !(0.0..=1.0).contains(&d)
+        {
+            return Err(Failure::Usage(format!(
+                "--max-deviation {d} must be a share between 0 and 1 (0.10 = ±10 percentage points)"
+            )));
+        }
+        if self.expect_endpoints == Some(0) {
+            return Err(Failure::Usage(
+                "--expect-endpoints must be at least 1".into(),
+            ));
+        }
+        let service_address = match &self.clusterip_target {
+            Some(address) => Some(clusterip_address(
+                &Target::parse(address)?,
+                "--clusterip-target",
+            )?),
+            None => None,
+        };
+        let wants_clusterip = matches!(self.mode, ModeChoice::Clusterip | ModeChoice::Both);
+        // TARGET lists the pods unless it is the Service address itself.
+        let pods_known = !(wants_clusterip && service_address.is_none());
+        let clusterip_run = |address: String| RunMode::ClusterIp {
+            address,
+            connections: self.connections,
+        };
+        let runs = match self.mode {
+            ModeChoice::Headless => vec![RunMode::Headless],
+            ModeChoice::Clusterip => {
+                let address = match service_address.clone() {
+                    Some(a) => a,
+                    None => clusterip_address(&target, "TARGET")?,
+                };
+                vec![clusterip_run(address)]
+            }
+            ModeChoice::Both => {
+                let address = service_address.clone().ok_or_else(|| {
+                    Failure::Usage(
+                        "--mode both needs the Service address too: add --clusterip-target host:port \
+                         (TARGET lists the pods, --clusterip-target is what ordinary clients dial)"
+                            .into(),
+                    )
+                })?;
+                vec![clusterip_run(address), RunMode::Headless]
+            }
+        };
+        let mut assertions = Assertions {
+            max_deviation: self.max_deviation,
+            expect_endpoints: self.expect_endpoints,
+            all_endpoints_hit: false,
+            max_errors: self.max_errors,
+        };
+        if self.assert_even {
+            assertions.max_deviation = Some(self.max_deviation.unwrap_or(DEFAULT_MAX_DEVIATION));
+            assertions.all_endpoints_hit = true;
+        }
+        if !pods_known
+            && assertions.max_deviation.is_some()
+            && assertions.expect_endpoints.is_none()
+        {
+            return Err(Failure::Usage(format!(
+                "cannot judge the spread behind {}: grpclb does not know how many pods are behind it. \
+                 Add --expect-endpoints N, or give the pods as TARGET and the Service as --clusterip-target",
+                self.target
+            )));
+        }
+        Ok(BenchPlan {
+            target,
+            pods_known,
+            runs,
+            policy: self.load.policy,
+            load,
+            assertions,
+            output: self.load.output,
+            quiet: self.load.quiet,
+            resolve: ResolveOptions {
+                dns_refresh: self.dns_refresh,
+                include_terminating: self.include_terminating,
+            },
+        })
+    }
+}
+
+/// The single address a clusterip run dials.
+fn clusterip_address(target: &Target, flag: &str) -> Result<String, Failure> {
+    match target {
+        Target::HostPort { host, port } => Ok(crate::target::join_host_port(host, *port)),
+        Target::Static { addresses } if addresses.len() == 1 => Ok(addresses[0].clone()),
+        other => Err(Failure::Usage(format!(
+            "clusterip mode dials one address, but {flag} is {other}; \
+             give the Service address (host:port), e.g. --clusterip-target 10.96.0.20:50051"
+        ))),
+    }
+}

@@ -1,0 +1,48 @@
+//! `grpclb demo` flags.
+
+use clap::Args;
+
+use super::bench::LoadArgs;
+use super::{Failure, Output};
+use crate::load::LoadPlan;
+use crate::pick::Policy;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many local backends ("pods") to start, on 127.0.0.11, .12, …
+    #[arg(long, default_value_t = 3)]
+    pub pods: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// A validated `demo` invocation.
+#[derive(Debug, Clone)]
+pub struct DemoPlan {
+    pub pods: usize,
+    pub policy: Policy,
+    pub load: LoadPlan,
+    pub output: Output,
+    pub quiet: bool,
+}
+
+/// Loopback addresses 127.0.0.11 … 127.0.0.254 hold the pods.
+pub const MAX_DEMO_PODS: usize = 200;
+
+impl DemoArgs {
+    pub fn plan(self) -> Result<DemoPlan, Failure> {
+        if !(1..=MAX_DEMO_PODS).contains(&self.pods) {
+            return Err(Failure::Usage(format!(
+                "--pods {} must be between 1 and {MAX_DEMO_PODS}",
+                self.pods
+            )));
+        }
+        Ok(DemoPlan {
+            pods: self.pods,
+            policy: self.load.policy,
+            load: self.load.plan(5_000)?,
+            output: self.load.output,
+            quiet: self.load.quiet,
+        })
+    }
+}

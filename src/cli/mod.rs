@@ -1,0 +1,48 @@
+//! The command line: clap definitions, and the one step that turns raw
+//! flags into validated plans. Nothing past this module sees a raw flag.
+
+mod bench;
+mod demo;
+mod failure;
+mod serve;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use bench::{BenchArgs, BenchPlan, CallChoice, LoadArgs, ModeChoice, RunMode};
+pub use demo::{DemoArgs, DemoPlan};
+pub use failure::Failure;
+pub use serve::{ServeArgs, ServePlan};
+
+/// Diagnose and benchmark gRPC load balancing: see whether calls spread
+/// across your pods, through a ClusterIP Service and with per-call balancing.
+#[derive(Debug, Parser)]
+#[command(name = "grpclb", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fire load at a target and show how calls spread over its endpoints.
+    Bench(Box<BenchArgs>),
+    /// Run the backend to deploy: echo, health and reflection, naming itself in every reply.
+    Serve(ServeArgs),
+    /// Run everything on this machine: local pods, a ClusterIP stand-in, both modes side by side.
+    Demo(DemoArgs),
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human tables.
+    Table,
+    /// One stable JSON document on stdout.
+    Json,
+}
+
+/// Parses a duration such as `10s`, `500ms`, `1m30s`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write e.g. 10s, 500ms, 1m"))
+}

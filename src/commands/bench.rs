@@ -1,0 +1,305 @@
+//! `grpclb bench`: resolve, run each mode, report, judge.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::cli::RunMode;
+use crate::cli::{BenchPlan, Failure, Output};
+use crate::load::{Attribution, LoadPlan, drive, identify};
+use crate::pick::RoundRobin;
+use crate::pool::{ChannelSettings, Pool};
+use crate::progress::Progress;
+use crate::record::{EndpointKey, Live};
+use crate::report::{ChangeReport, Report, RunInfo, comparison_table, conclusion, render};
+use crate::resolve::{self, Endpoint, Resolution, Update};
+use crate::verdict::{Assertions, judge};
+
+/// Runs every mode of the plan and returns one report per mode.
+pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
+    let settings = ChannelSettings::default();
+    let mut resolution = if plan.pods_known {
+        Some(resolve::start(&plan.target, &plan.resolve).await?)
+    } else {
+        None
+    };
+    let balanced: Vec<Endpoint> = resolution
+        .as_ref()
+        .map(|r| {
+            r.initial
+                .iter()
+                .filter(|e| e.balanced_onto(plan.resolve.include_terminating))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if plan.pods_known && balanced.is_empty() {
+        return Err(Failure::CannotRun(format!(
+            "{} resolved to no ready endpoints; check that the pods are running and ready \
+             (grpclb resolve {} shows what was found)",
+            plan.target, plan.target
+        )));
+    }
+    let identities = identify(
+        &balanced,
+        &plan.load.call,
+        &plan.load.identity_header,
+        &settings,
+    )
+    .await;
+    let known: Vec<EndpointKey> = balanced
+        .iter()
+        .map(|e| EndpointKey {
+            name: identities
+                .get(&e.address)
+                .cloned()
+                .unwrap_or_else(|| e.label().to_string()),
+            address: e.address.clone(),
+        })
+        .collect();
+    let judged_alone = plan.runs.len() == 1;
+    let mut reports = Vec::new();
+    for run in &plan.runs {
+        let report = match run {
+            RunMode::ClusterIp {
+                address,
+                connections,
+            } => run_clusterip(plan, address, *connections, &known, &settings).await?,
+            RunMode::Headless => {
+                let resolution = resolution.take().ok_or_else(|| {
+                    Failure::CannotRun("internal: the headless run has no resolution".into())
+                })?;
+                run_headless(plan, resolution, &identities, &settings).await
+            }
+        };
+        let judged = judged_alone || matches!(run, RunMode::Headless);
+        reports.push(with_verdict(report, &plan.assertions, judged));
+    }
+    Ok(reports)
+}
+
+/// Dials the Service address over `connections` connections and lets the
+/// network pick a pod per connection.
+async fn run_clusterip(
+    plan: &BenchPlan,
+    address: &str,
+    connections: usize,
+    known: &[EndpointKey],
+    settings: &ChannelSettings,
+) -> Result<Report, Failure> {
+    let pool = Pool::fixed_connections(
+        address,
+        connections,
+        Box::new(RoundRobin::starting_at(0)),
+        settings.clone(),
+    )
+    .map_err(Failure::Usage)?;
+    let by_name: HashMap<String, String> = known
+        .iter()
+        .map(|k| (k.name.clone(), k.address.clone()))
+        .collect();
+    let attribution = Attribution::PerConnection { known: by_name };
+    let (record, elapsed) = measured(
+        Arc::new(pool),
+        &plan.load,
+        attribution,
+        "clusterip",
+        plan.quiet,
+    )
+    .await;
+    let info = RunInfo {
+        mode: "clusterip".into(),
+        policy: "per-connection".into(),
+        target: address.to_string(),
+        call: plan.load.call.method().into(),
+        connections,
+        elapsed_s: elapsed,
+    };
+    Ok(Report::build(info, &record, known, Vec::new(), Vec::new()))
+}
+
+/// Holds a channel to every resolved endpoint and picks one per call,
+/// following the resolver's changes during the run.
+async fn run_headless(
+    plan: &BenchPlan,
+    mut resolution: Resolution,
+    identities: &HashMap<String, String>,
+    settings: &ChannelSettings,
+) -> Report {
+    let pool = Arc::new(Pool::new(
+        plan.policy.picker(),
+        settings.clone(),
+        plan.resolve.include_terminating,
+    ));
+    let (_, problems) = pool.apply(&resolution.initial);
+    let mut notices: Vec<String> = problems;
+    for member in pool.members().iter() {
+        if let Some(identity) = identities.get(&member.endpoint().address) {
+            member.saw_identity(identity);
+        }
+    }
+    let changes: Arc<Mutex<Vec<ChangeReport>>> = Arc::default();
+    let followed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let measure_start = Instant::now() + plan.load.warmup;
+    let follower = {
+        let pool = Arc::clone(&pool);
+        let changes = Arc::clone(&changes);
+        let followed = Arc::clone(&followed);
+        tokio::spawn(async move {
+            while let Some(update) = resolution.updates.recv().await {
+                let at_s = signed_seconds_since(measure_start);
+                match update {
+                    Update::Reset(set) => {
+                        let (change, problems) = pool.apply(&set);
+                        if !change.is_empty()
+                            && let Ok(mut changes) = changes.lock()
+                        {
+                            changes.push(ChangeReport {
+                                at_s: (at_s * 1000.0).round() / 1000.0,
+                                added: change.added,
+                                removed: change.removed,
+                            });
+                        }
+                        if let Ok(mut followed) = followed.lock() {
+                            followed.extend(problems);
+                        }
+                    }
+                    Update::Notice(notice) => {
+                        if let Ok(mut followed) = followed.lock() {
+                            followed.push(notice);
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let connections = pool.members().len();
+    let (record, elapsed) = measured(
+        Arc::clone(&pool),
+        &plan.load,
+        Attribution::PerEndpoint,
+        "headless",
+        plan.quiet,
+    )
+    .await;
+    follower.abort();
+    let expected: Vec<EndpointKey> = pool
+        .members()
+        .iter()
+        .map(|m| EndpointKey {
+            name: m.fallback_identity(),
+            address: m.endpoint().address.clone(),
+        })
+        .collect();
+    let changes = changes.lock().map(|c| c.clone()).unwrap_or_default();
+    notices.extend(followed.lock().map(|f| f.clone()).unwrap_or_default());
+    let info = RunInfo {
+        mode: "headless".into(),
+        policy: plan.policy.name().into(),
+        target: plan.target.to_string(),
+        call: plan.load.call.method().into(),
+        connections,
+        elapsed_s: elapsed,
+    };
+    Report::build(info, &record, &expected, changes, notices)
+}
+
+/// Drives the load with a live progress view; returns the record and the
+/// measured seconds.
+async fn measured(
+    pool: Arc<Pool>,
+    load: &LoadPlan,
+    attribution: Attribution,
+    label: &str,
+    quiet: bool,
+) -> (crate::record::Recorder, f64) {
+    let live = Arc::new(Live::default());
+    let progress = Progress::start(label, load.stop, Arc::clone(&live), quiet);
+    let result = drive(pool, load.clone(), attribution, live).await;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    (result.record, result.elapsed.as_secs_f64())
+}
+
+fn signed_seconds_since(start: Instant) -> f64 {
+    let now = Instant::now();
+    if now >= start {
+        now.duration_since(start).as_secs_f64()
+    } else {
+        -start.duration_since(now).as_secs_f64()
+    }
+}
+
+/// Attaches the verdict; a run shown only for contrast is not judged.
+fn with_verdict(mut report: Report, assertions: &Assertions, judged: bool) -> Report {
+    if judged {
+        report.verdict = judge(&report, assertions);
+    } else {
+        report.verdict = judge(&report, &Assertions::default());
+        report.verdict.checked = "not judged (shown for contrast)".into();
+    }
+    report
+}
+
+/// Prints the reports as tables or one JSON document. A closed stdout
+/// (`grpclb bench … | head`) ends printing quietly.
+pub fn print(reports: &[Report], output: Output) -> Result<(), Failure> {
+    let text = match output {
+        Output::Json => {
+            let json = if let [report] = reports {
+                serde_json::to_string_pretty(report)
+            } else {
+                serde_json::to_string_pretty(&serde_json::json!({ "runs": reports }))
+            };
+            json.map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?
+        }
+        Output::Table => {
+            let mut text: Vec<String> = reports.iter().map(render).collect();
+            if reports.len() > 1 {
+                text.push(comparison_table(reports));
+                text.push(conclusion(reports));
+            }
+            text.join("\n")
+        }
+    };
+    write_stdout(&text)
+}
+
+/// Writes a block to stdout; a reader that went away is not an error.
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::CannotRun(format!("cannot write the report: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The exit code of finished runs: 3 when no call succeeded at all,
+/// 1 when a verdict failed, else 0.
+pub fn exit_code(reports: &[Report]) -> (u8, Option<String>) {
+    if let Some(dead) = reports.iter().find(|r| r.requests > 0 && r.ok == 0) {
+        let codes: std::collections::BTreeSet<String> = dead
+            .endpoints
+            .iter()
+            .flat_map(|e| e.error_codes.keys().cloned())
+            .collect();
+        let codes: Vec<String> = codes.into_iter().collect();
+        return (
+            3,
+            Some(format!(
+                "no call succeeded in {} mode against {} ({}); check that the servers run and the address is right",
+                dead.mode,
+                dead.target,
+                codes.join(", ")
+            )),
+        );
+    }
+    if reports.iter().any(|r| !r.verdict.passed) {
+        return (1, None);
+    }
+    (0, None)
+}

@@ -1,0 +1,5 @@
+//! One file per subcommand: each runs a validated plan.
+
+pub mod bench;
+pub mod demo;
+pub mod serve;

@@ -1,0 +1,10 @@
+//! `grpclb demo`: everything on one machine. Local backends on distinct
+//! loopback addresses stand in for pods, an in-process TCP proxy stands in
+//! for the ClusterIP (one random backend per accepted connection, as
+//! kube-proxy does), and both modes run against them.
+
+mod pods;
+mod proxy;
+
+pub use pods::{DemoPods, start_pods};
+pub use proxy::ConnectionBalancer;

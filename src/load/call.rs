@@ -1,0 +1,129 @@
+//! One call: the RPC a load run sends, and who answered it.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::proto::EchoRequest;
+use crate::proto::echo_client::EchoClient;
+
+/// The RPC each call sends.
+#[derive(Debug, Clone)]
+pub enum CallKind {
+    /// `grpc.health.v1.Health/Check` for `service` ("" = the whole server).
+    Health { service: String },
+    /// `grpclb.v1.Echo/Echo` with a payload of this many bytes.
+    Echo { payload: Vec<u8> },
+}
+
+impl CallKind {
+    /// The full method name, for reports.
+    pub fn method(&self) -> &'static str {
+        match self {
+            CallKind::Health { .. } => "grpc.health.v1.Health/Check",
+            CallKind::Echo { .. } => "grpclb.v1.Echo/Echo",
+        }
+    }
+}
+
+/// What came back from one call.
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// `Ok` or the error's status code name (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `NOT_SERVING`, …).
+    pub result: Result<(), String>,
+    /// The server's identity from the identity header, when it sent one.
+    pub identity: Option<String>,
+    /// True when the endpoint could not be reached at all.
+    pub unreachable: bool,
+}
+
+/// Sends one call over `channel`, bounded by `timeout`.
+pub async fn send(
+    channel: Channel,
+    kind: &CallKind,
+    timeout: Duration,
+    identity_header: &str,
+) -> CallOutcome {
+    let call = async {
+        match kind {
+            CallKind::Health { service } => {
+                let mut request = tonic::Request::new(HealthCheckRequest {
+                    service: service.clone(),
+                });
+                request.set_timeout(timeout);
+                let response = HealthClient::new(channel).check(request).await;
+                response.map(|r| {
+                    let serving = r.get_ref().status == ServingStatus::Serving as i32;
+                    (r.metadata().clone(), serving)
+                })
+            }
+            CallKind::Echo { payload } => {
+                let mut request = tonic::Request::new(EchoRequest {
+                    payload: payload.clone(),
+                });
+                request.set_timeout(timeout);
+                let response = EchoClient::new(channel).echo(request).await;
+                response.map(|r| (r.metadata().clone(), true))
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => CallOutcome {
+            result: Err("DEADLINE_EXCEEDED".into()),
+            identity: None,
+            unreachable: false,
+        },
+        Ok(Ok((metadata, serving))) => CallOutcome {
+            result: if serving {
+                Ok(())
+            } else {
+                Err("NOT_SERVING".into())
+            },
+            identity: identity(&metadata, identity_header),
+            unreachable: false,
+        },
+        Ok(Err(status)) => CallOutcome {
+            result: Err(code_name(status.code()).into()),
+            identity: identity(status.metadata(), identity_header),
+            unreachable: status.code() == Code::Unavailable,
+        },
+    }
+}
+
+/// The identity header's value, if present and printable.
+fn identity(metadata: &MetadataMap, header: &str) -> Option<String> {
+    metadata
+        .get(header)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The canonical upper-case name of a gRPC status code.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}

@@ -1,0 +1,151 @@
+//! The recorder: per-worker tallies merged at the end, and live counters
+//! for the progress view.
+//!
+//! Every call is counted exactly once, as ok or as an error, against the
+//! endpoint it is attributed to; latency histograms hold successful calls.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Who a call is credited to: the server's identity and the address it was
+/// reached at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EndpointKey {
+    pub name: String,
+    pub address: String,
+}
+
+/// Counts and latencies for one endpoint.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub ok: u64,
+    pub errors: u64,
+    /// Errors by gRPC status code name (or `DEADLINE_EXCEEDED`, `NO_ENDPOINT`, …).
+    pub error_codes: BTreeMap<String, u64>,
+    /// Latency of successful calls, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+/// Latencies up to an hour fit; three significant digits.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            ok: 0,
+            errors: 0,
+            error_codes: BTreeMap::new(),
+            latency_us: new_histogram(),
+        }
+    }
+}
+
+impl Tally {
+    pub fn requests(&self) -> u64 {
+        self.ok + self.errors
+    }
+
+    /// Adds another tally into this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        for (code, n) in &other.error_codes {
+            *self.error_codes.entry(code.clone()).or_default() += n;
+        }
+        // Both histograms share bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+}
+
+/// One worker's record of its calls.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    pub by_endpoint: BTreeMap<EndpointKey, Tally>,
+}
+
+impl Recorder {
+    /// Counts a successful call.
+    pub fn ok(&mut self, key: EndpointKey, latency: Duration) {
+        let tally = self.by_endpoint.entry(key).or_default();
+        tally.ok += 1;
+        tally
+            .latency_us
+            .saturating_record(latency.as_micros().max(1) as u64);
+    }
+
+    /// Counts a failed call with its status code name.
+    pub fn error(&mut self, key: EndpointKey, code: &str) {
+        let tally = self.by_endpoint.entry(key).or_default();
+        tally.errors += 1;
+        *tally.error_codes.entry(code.to_string()).or_default() += 1;
+    }
+
+    /// Adds another worker's record into this one.
+    pub fn merge(&mut self, other: &Recorder) {
+        for (key, tally) in &other.by_endpoint {
+            self.by_endpoint
+                .entry(key.clone())
+                .or_default()
+                .merge(tally);
+        }
+    }
+
+    /// The sum over all endpoints.
+    pub fn total(&self) -> Tally {
+        let mut total = Tally::default();
+        for tally in self.by_endpoint.values() {
+            total.merge(tally);
+        }
+        total
+    }
+}
+
+/// Counters the live progress view reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub done: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Live {
+    pub fn count(&self, ok: bool) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> EndpointKey {
+        EndpointKey {
+            name: name.into(),
+            address: format!("{name}:80"),
+        }
+    }
+
+    #[test]
+    fn merged_record_accounts_for_every_call() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        a.ok(key("x"), Duration::from_micros(300));
+        a.error(key("x"), "UNAVAILABLE");
+        b.ok(key("y"), Duration::from_millis(2));
+        b.error(key("x"), "UNAVAILABLE");
+        a.merge(&b);
+        let x = &a.by_endpoint[&key("x")];
+        assert_eq!((x.requests(), x.ok, x.errors), (3, 1, 2));
+        assert_eq!(x.error_codes["UNAVAILABLE"], 2);
+        let total = a.total();
+        assert_eq!((total.requests(), total.ok, total.errors), (4, 2, 2));
+        assert_eq!(total.latency_us.len(), 2);
+    }
+}

@@ -1,0 +1,227 @@
+//! The report: what a run did, per endpoint and in total, as a stable JSON
+//! document (`--output json`) or human tables.
+
+mod compare;
+mod table;
+
+use serde::Serialize;
+
+pub use compare::{comparison_table, conclusion};
+pub use table::render;
+
+use crate::load::NO_ENDPOINT;
+use crate::record::{EndpointKey, Recorder, Tally};
+use crate::verdict::Verdict;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    fn of(tally: &Tally) -> Latency {
+        let h = &tally.latency_us;
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let ms = |us: u64| round3(us as f64 / 1000.0);
+        Latency {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// One endpoint's row.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointReport {
+    pub name: String,
+    pub address: String,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    /// This endpoint's fraction of all calls (0..1).
+    pub share: f64,
+    pub latency_ms: Latency,
+    /// Errors by status code name; empty when there were none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub error_codes: std::collections::BTreeMap<String, u64>,
+}
+
+/// A change of the endpoint set during the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChangeReport {
+    /// Seconds since the measured run started (negative: during warm-up).
+    pub at_s: f64,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// A whole run, in the form of the design's JSON document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `clusterip` or `headless`.
+    pub mode: String,
+    /// The per-call policy; `per-connection` in clusterip mode.
+    pub policy: String,
+    pub target: String,
+    /// The RPC sent.
+    pub call: String,
+    /// HTTP/2 connections held (clusterip) or endpoints in the pool at the start (headless).
+    pub connections: usize,
+    pub requests: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub elapsed_s: f64,
+    pub rps: f64,
+    pub latency_ms: Latency,
+    pub endpoints: Vec<EndpointReport>,
+    pub changes: Vec<ChangeReport>,
+    /// Events from the resolver that did not change the set (reconnects, relists).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    pub verdict: Verdict,
+}
+
+/// What describes a run besides its record.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub mode: String,
+    pub policy: String,
+    pub target: String,
+    pub call: String,
+    pub connections: usize,
+    pub elapsed_s: f64,
+}
+
+impl Report {
+    /// Builds the report of a run. `expected` lists the endpoints known to
+    /// exist (name, address), so that one that got nothing still has a row.
+    pub fn build(
+        info: RunInfo,
+        record: &Recorder,
+        expected: &[EndpointKey],
+        changes: Vec<ChangeReport>,
+        notices: Vec<String>,
+    ) -> Report {
+        let total = record.total();
+        let requests = total.requests();
+        let share = |n: u64| {
+            if requests == 0 {
+                0.0
+            } else {
+                n as f64 / requests as f64
+            }
+        };
+        let mut endpoints: Vec<EndpointReport> = Vec::new();
+        let row = |key: &EndpointKey, tally: &Tally| EndpointReport {
+            name: key.name.clone(),
+            address: key.address.clone(),
+            requests: tally.requests(),
+            ok: tally.ok,
+            errors: tally.errors,
+            share: round4(share(tally.requests())),
+            latency_ms: Latency::of(tally),
+            error_codes: tally.error_codes.clone(),
+        };
+        let empty = Tally::default();
+        // Expected endpoints first, in their order; one that answered under
+        // another name (a pod found mid-run) keeps the row it was recorded in.
+        for key in expected {
+            match record.by_endpoint.get(key) {
+                Some(tally) => endpoints.push(row(key, tally)),
+                None if record.by_endpoint.keys().any(|k| k.address == key.address) => {}
+                None => endpoints.push(row(key, &empty)),
+            }
+        }
+        for (key, tally) in &record.by_endpoint {
+            if !expected.contains(key) {
+                endpoints.push(row(key, tally));
+            }
+        }
+        let rps = if info.elapsed_s > 0.0 {
+            requests as f64 / info.elapsed_s
+        } else {
+            0.0
+        };
+        let verdict = Verdict::default();
+        Report {
+            mode: info.mode,
+            policy: info.policy,
+            target: info.target,
+            call: info.call,
+            connections: info.connections,
+            requests,
+            ok: total.ok,
+            errors: total.errors,
+            elapsed_s: round3(info.elapsed_s),
+            rps: round1(rps),
+            latency_ms: Latency::of(&total),
+            endpoints,
+            changes,
+            notices,
+            verdict,
+        }
+    }
+
+    /// Rows of real endpoints (without the "no endpoint" pseudo-row).
+    pub fn endpoint_rows(&self) -> impl Iterator<Item = &EndpointReport> {
+        self.endpoints.iter().filter(|e| e.name != NO_ENDPOINT)
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10000.0).round() / 10000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn key(name: &str) -> EndpointKey {
+        EndpointKey {
+            name: name.into(),
+            address: format!("{name}:80"),
+        }
+    }
+
+    #[test]
+    fn totals_equal_the_sum_of_rows_and_idle_endpoints_show() {
+        let mut record = Recorder::default();
+        for _ in 0..3 {
+            record.ok(key("a"), Duration::from_micros(500));
+        }
+        record.error(key("a"), "UNAVAILABLE");
+        let info = RunInfo {
+            mode: "clusterip".into(),
+            policy: "per-connection".into(),
+            target: "127.0.0.10:50051".into(),
+            call: "grpc.health.v1.Health/Check".into(),
+            connections: 1,
+            elapsed_s: 2.0,
+        };
+        let report = Report::build(info, &record, &[key("a"), key("b")], vec![], vec![]);
+        assert_eq!((report.requests, report.ok, report.errors), (4, 3, 1));
+        assert_eq!(report.endpoints.len(), 2);
+        assert_eq!(report.endpoints[1].requests, 0);
+        let sum: u64 = report.endpoints.iter().map(|e| e.requests).sum();
+        assert_eq!(sum, report.requests);
+        assert_eq!(report.endpoints[0].share, 1.0);
+        assert_eq!(report.rps, 2.0);
+    }
+}

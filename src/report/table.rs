@@ -1,0 +1,96 @@
+//! The human report: a per-endpoint table and a summary.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+
+use super::Report;
+
+const BAR_WIDTH: usize = 20;
+
+/// Renders one run as a title, the per-endpoint table and a summary.
+pub fn render(report: &Report) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![
+            "endpoint", "address", "requests", "share", "", "errors", "p50 ms", "p90 ms", "p99 ms",
+            "max ms",
+        ]);
+    for e in &report.endpoints {
+        table.add_row(vec![
+            e.name.clone(),
+            e.address.clone(),
+            e.requests.to_string(),
+            format!("{:.1}%", e.share * 100.0),
+            bar(e.share),
+            e.errors.to_string(),
+            ms(e.latency_ms.p50),
+            ms(e.latency_ms.p90),
+            ms(e.latency_ms.p99),
+            ms(e.latency_ms.max),
+        ]);
+    }
+    for column in [2, 3, 5, 6, 7, 8, 9] {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut out = format!(
+        "{} · {} · {} · {}\n{table}\n",
+        report.mode, report.policy, report.target, report.call
+    );
+    out.push_str(&format!(
+        "{} requests, {} ok, {} errors in {:.2}s = {:.0} req/s; latency p50 {} p90 {} p99 {} max {} ms\n",
+        report.requests,
+        report.ok,
+        report.errors,
+        report.elapsed_s,
+        report.rps,
+        ms(report.latency_ms.p50),
+        ms(report.latency_ms.p90),
+        ms(report.latency_ms.p99),
+        ms(report.latency_ms.max),
+    ));
+    for change in &report.changes {
+        out.push_str(&format!(
+            "  at {:+.2}s: added [{}] removed [{}]\n",
+            change.at_s,
+            change.added.join(", "),
+            change.removed.join(", ")
+        ));
+    }
+    for notice in &report.notices {
+        out.push_str(&format!("  note: {notice}\n"));
+    }
+    let v = &report.verdict;
+    out.push_str(&format!(
+        "spread: max deviation {:.1}% · cv {:.3} · chi² p {:.3} · {}\n",
+        v.max_deviation * 100.0,
+        v.cv,
+        v.chi2_p,
+        if v.even { "even" } else { "UNEVEN" }
+    ));
+    if v.checked != "nothing asked" {
+        let status = if v.passed { "PASS" } else { "FAIL" };
+        out.push_str(&format!("verdict: {status} ({})\n", v.checked));
+        for failure in &v.failures {
+            out.push_str(&format!("  ✗ {failure}\n"));
+        }
+    }
+    out
+}
+
+/// A bar proportional to a share of all calls.
+fn bar(share: f64) -> String {
+    let cells = (share.clamp(0.0, 1.0) * BAR_WIDTH as f64).round() as usize;
+    "█".repeat(cells)
+}
+
+fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
