@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{Failure, Output, parse_duration};
+use super::{EtcdArgs, Failure, Output, parse_duration};
 use crate::load::{CallKind, LoadPlan, Stop};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
@@ -114,6 +114,8 @@ pub struct BenchArgs {
     /// Also balance onto endpoints that are terminating but still serving.
     #[arg(long)]
     pub include_terminating: bool,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
@@ -291,6 +293,7 @@ impl BenchArgs {
             resolve: ResolveOptions {
                 dns_refresh: self.dns_refresh,
                 include_terminating: self.include_terminating,
+                etcd: self.etcd.options(),
             },
         })
     }

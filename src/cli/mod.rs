@@ -3,14 +3,18 @@
 
 mod bench;
 mod demo;
+mod etcd;
 mod failure;
+mod register;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use bench::{BenchArgs, BenchPlan, CallChoice, LoadArgs, ModeChoice, RunMode};
 pub use demo::{DemoArgs, DemoPlan};
+pub use etcd::EtcdArgs;
 pub use failure::Failure;
+pub use register::{RegisterArgs, RegisterPlan, ServeRegisterArgs};
 pub use serve::{ServeArgs, ServePlan};
 
 /// Diagnose and benchmark gRPC load balancing: see whether calls spread
@@ -30,6 +34,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run everything on this machine: local pods, a ClusterIP stand-in, both modes side by side.
     Demo(DemoArgs),
+    /// Register an address in etcd under a lease and keep it alive until stopped.
+    Register(RegisterArgs),
 }
 
 /// How results are printed.

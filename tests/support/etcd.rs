@@ -29,7 +29,7 @@ impl EtcdServer {
     pub fn start() -> EtcdServer {
         assert!(
             Path::new(ETCD_BIN).exists(),
-            "{ETCD_BIN} is missing: install Debian's etcd-server package (scripts/test-deps.sh does)"
+            "{ETCD_BIN} is missing: install Debian's etcd-server package (scripts/test.sh installs it when missing)"
         );
         let dir = tempfile::Builder::new()
             .prefix("grpclb-etcd-")

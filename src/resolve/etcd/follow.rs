@@ -290,7 +290,9 @@ impl Source {
                 Ok(Some(response)) => response,
                 Ok(None) => return WatchEnd::Lost("etcd closed the watch stream".to_string()),
                 Err(err) => {
-                    return WatchEnd::Lost(EtcdError::from_client(&self.endpoints, err).to_string());
+                    return WatchEnd::Lost(
+                        EtcdError::from_client(&self.endpoints, err).to_string(),
+                    );
                 }
             };
             if response.canceled() {
