@@ -512,3 +512,88 @@ async fn key_put_with_a_foreign_lease_shows_it() {
     let ttl = resolution.initial[0].ttl_s.expect("ttl");
     assert!((55..=60).contains(&ttl), "ttl {ttl}");
 }
+
+#[tokio::test]
+async fn tls_with_a_client_certificate_resolves_and_registers() {
+    let server = EtcdServer::start_tls();
+    let tls = server.tls().expect("TLS files").clone();
+    let mut options = options();
+    options.etcd.cacert = Some(tls.ca.clone());
+    options.etcd.cert = Some(tls.client_cert.clone());
+    options.etcd.key = Some(tls.client_key.clone());
+    let (events, _) = recorder();
+    let mut registration_spec = spec(&server, "/grpclb/echo", "127.0.0.2:9000", 10);
+    registration_spec.etcd = options.etcd.clone();
+    let registration = Registration::start(registration_spec, events)
+        .await
+        .expect("registers over TLS");
+    let resolution = resolve(&server, "/grpclb/echo", &options)
+        .await
+        .expect("resolves over TLS");
+    assert_eq!(addresses(&resolution.initial), ["127.0.0.2:9000"]);
+
+    // Without a client certificate, etcd turns the client away.
+    let mut no_identity = options.clone();
+    no_identity.etcd.cert = None;
+    no_identity.etcd.key = None;
+    assert!(matches!(
+        resolve(&server, "/grpclb/echo", &no_identity).await,
+        Err(ResolveError::Failed(_))
+    ));
+    // Nor does plain HTTP reach a TLS etcd.
+    assert!(matches!(
+        resolve(&server, "/grpclb/echo", &ResolveOptions::default()).await,
+        Err(ResolveError::Failed(_))
+    ));
+    registration.revoke().await.expect("revokes over TLS");
+}
+
+#[tokio::test]
+async fn authentication_is_asked_for_and_used() {
+    let server = EtcdServer::start();
+    let mut etcd = client(&server).await;
+    put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;
+    etcd.user_add("root", "s3cret", None)
+        .await
+        .expect("add root");
+    etcd.user_grant_role("root", "root")
+        .await
+        .expect("grant root");
+    etcd.auth_enable().await.expect("enable auth");
+
+    match resolve(&server, "/grpclb/echo", &options()).await {
+        Err(ResolveError::Failed(message)) => {
+            assert!(message.contains("--etcd-user"), "{message}")
+        }
+        other => panic!(
+            "expected a refusal, got {:?}",
+            other.map(|r| r.initial.clone())
+        ),
+    }
+    let mut wrong = options();
+    wrong.etcd.user = Some("root:wrong".into());
+    match resolve(&server, "/grpclb/echo", &wrong).await {
+        Err(ResolveError::Failed(message)) => {
+            assert!(message.contains("--etcd-user"), "{message}")
+        }
+        other => panic!(
+            "expected a refusal, got {:?}",
+            other.map(|r| r.initial.clone())
+        ),
+    }
+
+    let mut with_user = options();
+    with_user.etcd.user = Some("root".into());
+    with_user.etcd.password = Some("s3cret".into());
+    let resolution = resolve(&server, "/grpclb/echo", &with_user)
+        .await
+        .expect("resolves as root");
+    assert_eq!(addresses(&resolution.initial), ["127.0.0.2:9000"]);
+    let (events, _) = recorder();
+    let mut registration_spec = spec(&server, "/grpclb/echo", "127.0.0.3:9000", 10);
+    registration_spec.etcd = with_user.etcd.clone();
+    let registration = Registration::start(registration_spec, events)
+        .await
+        .expect("registers as root");
+    registration.revoke().await.expect("revokes as root");
+}

@@ -164,7 +164,8 @@ impl EtcdError {
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                         EtcdError::Denied { endpoints, detail }
                     }
-                    tonic::Code::InvalidArgument if status.message().contains("authentication") => {
+                    // etcd reports a missing or wrong user as InvalidArgument.
+                    tonic::Code::InvalidArgument if is_auth_message(status.message()) => {
                         EtcdError::Denied { endpoints, detail }
                     }
                     tonic::Code::Unavailable
@@ -190,6 +191,18 @@ impl EtcdError {
             detail: format!("{what} got no answer within {after:?}"),
         }
     }
+}
+
+/// True for etcd's messages about a missing user, a wrong password or a bad token.
+fn is_auth_message(message: &str) -> bool {
+    [
+        "user name is empty",
+        "authentication failed",
+        "auth token",
+        "invalid user",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 /// The endpoints to dial: the target's own, else `ETCDCTL_ENDPOINTS`, else

@@ -334,7 +334,9 @@ impl Source {
         }
     }
 
-    /// Sends the set if it changed, then the notices. Returns false once nobody listens.
+    /// Sends the notices, then the set if it changed (notices first, so that
+    /// the first read's skipped keys arrive with the first set). Returns
+    /// false once nobody listens.
     async fn publish(
         &self,
         client: &Client,
@@ -342,6 +344,11 @@ impl Source {
         tx: &UpdateSender,
         notices: Vec<String>,
     ) -> bool {
+        for notice in notices {
+            if !tx.notice(notice).await {
+                return false;
+            }
+        }
         let mut endpoints = state.keys.endpoints();
         let changed = match &state.sent {
             None => true,
@@ -353,11 +360,6 @@ impl Source {
                 return false;
             }
             state.sent = Some(endpoints);
-        }
-        for notice in notices {
-            if !tx.notice(notice).await {
-                return false;
-            }
         }
         true
     }
