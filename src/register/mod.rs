@@ -328,7 +328,7 @@ impl Keeper {
                     }
                     Err(err) => {
                         *failures += 1;
-                        if *failures % REPORT_EVERY_ATTEMPTS == 0 {
+                        if failures.is_multiple_of(REPORT_EVERY_ATTEMPTS) {
                             (self.events)(&format!(
                                 "still cannot register {} after {failures} attempts: {err}",
                                 self.key

@@ -220,7 +220,7 @@ impl Source {
             }
             Link::Down { failures } => {
                 *failures += 1;
-                if *failures % REPORT_EVERY_ATTEMPTS == 0 {
+                if failures.is_multiple_of(REPORT_EVERY_ATTEMPTS) {
                     tx.notice(format!(
                         "etcd still unreachable after {failures} attempts ({err}); keeping the last set"
                     ))
