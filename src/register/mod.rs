@@ -431,6 +431,6 @@ mod tests {
     #[test]
     fn renewal_runs_three_times_per_ttl() {
         assert_eq!(renew_interval(9), Duration::from_secs(3));
-        assert_eq!(renew_interval(1), Duration::from_millis(333));
+        assert_eq!(renew_interval(1), Duration::from_secs(1) / 3);
     }
 }

@@ -55,10 +55,14 @@ impl Default for EtcdOptions {
 }
 
 impl fmt::Debug for EtcdOptions {
-    /// Never prints the password.
+    /// Never prints the password, nor one written into `user` as `name:password`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = self
+            .user
+            .as_deref()
+            .map(|u| u.split_once(':').map_or(u, |(name, _)| name));
         f.debug_struct("EtcdOptions")
-            .field("user", &self.user)
+            .field("user", &user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("cacert", &self.cacert)
             .field("cert", &self.cert)

@@ -9,20 +9,23 @@
 //! compacted and re-read, a key skipped) is reported as a notice.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchStream};
 use futures::StreamExt;
 
 use super::connect::{self, Backoff, EtcdError, EtcdOptions};
 use super::keyset::{KeySet, RawKey};
-use crate::resolve::{Endpoint, ResolveError, UpdateSender, diff};
+use crate::resolve::{Change, Endpoint, ResolveError, UpdateSender, diff};
 
 /// The longest all lease TTL look-ups for one set may take together.
 const TTL_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many lease look-ups run at once.
 const TTL_LOOKUP_CONCURRENCY: usize = 8;
+
+/// A watch that lived this long before it broke resets the reconnect backoff.
+const STABLE_WATCH: Duration = Duration::from_secs(10);
 
 /// A notice about a still-failing reconnect goes out every this many attempts.
 const REPORT_EVERY_ATTEMPTS: u32 = 10;
@@ -127,11 +130,16 @@ impl Source {
                             ))
                             .await;
                             link = Link::Up;
-                            backoff.reset();
                         }
+                        let opened = Instant::now();
                         match self.watch(stream, &client, &mut state, tx).await {
                             WatchEnd::Unheard => return Ok(()),
                             WatchEnd::Lost(reason) => {
+                                // A watch that breaks as soon as it is set up
+                                // does not earn a quick retry.
+                                if opened.elapsed() >= STABLE_WATCH {
+                                    backoff.reset();
+                                }
                                 self.report_lost(tx, &reason, &state).await;
                                 link = Link::Down { failures: 0 };
                                 Step::Reconnect(Box::new(Step::Watch))
@@ -164,14 +172,17 @@ impl Source {
                         Ok(notices) => {
                             let after = state.keys.endpoints();
                             let changes = diff(&before, &after);
-                            let added = changes
-                                .iter()
-                                .filter(|c| matches!(c, crate::resolve::Change::Added(_)))
-                                .count();
-                            let removed = changes
-                                .iter()
-                                .filter(|c| matches!(c, crate::resolve::Change::Removed(_)))
-                                .count();
+                            let count = |added: bool| {
+                                changes
+                                    .iter()
+                                    .filter(|c| match c {
+                                        Change::Added(_) => added,
+                                        Change::Removed(_) => !added,
+                                        Change::Changed(_) => false,
+                                    })
+                                    .count()
+                            };
+                            let (added, removed) = (count(true), count(false));
                             tx.notice(format!(
                                 "re-read {} at revision {}: {} endpoint(s), {added} added, {removed} removed",
                                 self.dir,
