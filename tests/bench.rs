@@ -115,10 +115,15 @@ fn assert_even_fails_pick_first_naming_the_idle_pods_and_passes_round_robin() {
     );
     assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stdout));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("got 0.0% of calls; fair share 33.3% ± 10%"),
-        "{text}"
-    );
+    let idle_line = text
+        .lines()
+        .find(|l| l.contains("got no calls (idle)"))
+        .unwrap_or_else(|| panic!("no idle endpoints named: {text}"));
+    let named = ["even-1", "even-2", "even-3"]
+        .iter()
+        .filter(|n| idle_line.contains(*n))
+        .count();
+    assert_eq!(named, 2, "the two idle pods are named: {idle_line}");
     let out = run_grpclb(
         &["bench", &target, "-n", "600", "--assert-even", "-q"],
         LIMIT,

@@ -10,7 +10,7 @@ use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
 use crate::serve::IDENTITY_HEADER;
 use crate::target::Target;
-use crate::verdict::{Assertions, DEFAULT_MAX_DEVIATION, ErrorBudget};
+use crate::verdict::{Assertions, ErrorBudget, Weights};
 
 /// Which way calls reach the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -96,18 +96,37 @@ pub struct BenchArgs {
     pub connections: usize,
     #[command(flatten)]
     pub load: LoadArgs,
-    /// Fail (exit 1) unless every endpoint got its fair share ± 10% and none got nothing.
+    /// Fail (exit 1) unless every endpoint got calls and its count lies within the bound of a fair
+    /// balancer for the policy: exact ± calls in flight for round_robin, binomial (false alarm ≤ 1e-4
+    /// per run) for random, least_request, pick_first and clusterip.
     #[arg(long)]
     pub assert_even: bool,
-    /// Fail when an endpoint's share differs from 1/k by more than this (0..1).
+    /// Fail when an endpoint's share differs from its expected share by more than this (0..1).
     #[arg(long)]
     pub max_deviation: Option<f64>,
+    /// Fail when the busiest endpoint got more than R times the calls of the idlest (after --weights).
+    #[arg(long, value_name = "R")]
+    pub max_ratio: Option<f64>,
+    /// Fail when the chi-square goodness-of-fit p-value against the expected spread is below P.
+    #[arg(long = "chi2-p", value_name = "P")]
+    pub chi2_p: Option<f64>,
     /// Fail unless exactly this many endpoints answered calls.
     #[arg(long)]
     pub expect_endpoints: Option<usize>,
+    /// Fail when an endpoint (expected to get calls) got none.
+    #[arg(long)]
+    pub all_endpoints_hit: bool,
     /// Fail when more calls failed than this: a count (0) or a percentage (1%).
     #[arg(long, value_parser = parse_error_budget)]
     pub max_errors: Option<ErrorBudget>,
+    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
+    /// expect nothing) or one weight per endpoint in target order (9,1).
+    #[arg(long, value_parser = parse_weights)]
+    pub weights: Option<Weights>,
+    /// Keep measuring in windows until the checks hold for a whole window, for at most this long
+    /// (e.g. 2m); report the last window and how long it took.
+    #[arg(long, value_parser = parse_duration, value_name = "D")]
+    pub settle: Option<Duration>,
     /// How often DNS targets are re-resolved during the run.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub dns_refresh: Duration,
@@ -119,6 +138,10 @@ pub struct BenchArgs {
 }
 
 fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
+    s.parse()
+}
+
+fn parse_weights(s: &str) -> Result<Weights, String> {
     s.parse()
 }
 
@@ -142,6 +165,8 @@ pub struct BenchPlan {
     pub policy: Policy,
     pub load: LoadPlan,
     pub assertions: Assertions,
+    /// Keep measuring until the checks hold for a window, up to this long.
+    pub settle: Option<Duration>,
     pub output: Output,
     pub quiet: bool,
     pub resolve: ResolveOptions,
@@ -261,19 +286,52 @@ impl BenchArgs {
                 vec![clusterip_run(address), RunMode::Headless]
             }
         };
+        if let Some(r) = self.max_ratio
+            && !(r.is_finite() && r >= 1.0)
+        {
+            return Err(Failure::Usage(format!(
+                "--max-ratio {r} must be at least 1 (busiest ÷ idlest; 1.5 = the busiest may get 50% more)"
+            )));
+        }
+        if let Some(p) = self.chi2_p
+            && !(0.0..1.0).contains(&p)
+        {
+            return Err(Failure::Usage(format!(
+                "--chi2-p {p} must be a p-value from 0 to below 1 (e.g. 0.001)"
+            )));
+        }
+        if self.settle.is_some_and(|d| d.is_zero()) {
+            return Err(Failure::Usage(
+                "--settle must be longer than 0 (e.g. 2m)".into(),
+            ));
+        }
         let mut assertions = Assertions {
+            spread: self.assert_even,
             max_deviation: self.max_deviation,
+            max_ratio: self.max_ratio,
+            chi2_p: self.chi2_p,
             expect_endpoints: self.expect_endpoints,
-            all_endpoints_hit: false,
+            all_endpoints_hit: self.all_endpoints_hit || self.assert_even,
             max_errors: self.max_errors,
+            weights: self.weights.clone(),
         };
-        if self.assert_even {
-            assertions.max_deviation = Some(self.max_deviation.unwrap_or(DEFAULT_MAX_DEVIATION));
-            assertions.all_endpoints_hit = true;
+        if self.settle.is_some() && !assertions.any() {
+            // Settling waits for the default bound when nothing else is asked.
+            assertions.spread = true;
+        }
+        if let Some(Weights::InOrder(weights)) = &assertions.weights
+            && let Some(expected) = assertions.expect_endpoints
+            && weights.len() != expected
+        {
+            return Err(Failure::Usage(format!(
+                "--weights lists {} weights but --expect-endpoints is {expected}; give one weight per endpoint",
+                weights.len()
+            )));
         }
         if !pods_known
-            && assertions.max_deviation.is_some()
+            && (assertions.judges_spread() || assertions.weights.is_some())
             && assertions.expect_endpoints.is_none()
+            && !matches!(assertions.weights, Some(Weights::ByName(_)))
         {
             return Err(Failure::Usage(format!(
                 "cannot judge the spread behind {}: grpclb does not know how many pods are behind it. \
@@ -288,6 +346,7 @@ impl BenchArgs {
             policy: self.load.policy,
             load,
             assertions,
+            settle: self.settle,
             output: self.load.output,
             quiet: self.load.quiet,
             resolve: ResolveOptions {

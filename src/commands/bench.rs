@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli::RunMode;
 use crate::cli::{BenchPlan, Failure, Output};
@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::record::{EndpointKey, Live};
 use crate::report::{ChangeReport, Report, RunInfo, comparison_table, conclusion, render};
 use crate::resolve::{self, Endpoint, Resolution, Update};
-use crate::verdict::{Assertions, judge};
+use crate::verdict::{Assertions, Balancing, Settle, judge};
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
@@ -60,22 +60,76 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     let judged_alone = plan.runs.len() == 1;
     let mut reports = Vec::new();
     for run in &plan.runs {
+        let judged = judged_alone || matches!(run, RunMode::Headless);
         let report = match run {
             RunMode::ClusterIp {
                 address,
                 connections,
-            } => run_clusterip(plan, address, *connections, &known, &settings).await?,
+            } => run_clusterip(plan, address, *connections, &known, &settings, judged).await?,
             RunMode::Headless => {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
-                run_headless(plan, resolution, &identities, &settings).await
+                run_headless(plan, resolution, &identities, &settings, judged).await
             }
         };
-        let judged = judged_alone || matches!(run, RunMode::Headless);
-        reports.push(with_verdict(report, &plan.assertions, judged));
+        reports.push(report);
     }
     Ok(reports)
+}
+
+/// How a run balances, for the verdict's model of a fair run.
+fn balancing(plan: &BenchPlan, run: &RunMode) -> Balancing {
+    let concurrency = plan.load.concurrency;
+    match run {
+        RunMode::ClusterIp { connections, .. } => Balancing::PerConnection {
+            connections: *connections,
+            concurrency,
+        },
+        RunMode::Headless => Balancing::PerCall {
+            policy: plan.policy,
+            concurrency,
+        },
+    }
+}
+
+/// Measures one window (warm-up only before the first) and judges it; with
+/// `--settle`, keeps measuring windows until one passes or the deadline
+/// is reached, and returns the last.
+async fn judged_windows(
+    plan: &BenchPlan,
+    run: &RunMode,
+    judged: bool,
+    mut window: impl AsyncFnMut(LoadPlan) -> Report,
+) -> Report {
+    let started = Instant::now();
+    let mut windows = 0u32;
+    loop {
+        let mut load = plan.load.clone();
+        if windows > 0 {
+            load.warmup = Duration::ZERO;
+        }
+        let window_start = started.elapsed();
+        let report = with_verdict(window(load).await, plan, run, judged);
+        windows += 1;
+        let Some(deadline) = plan.settle.filter(|_| judged) else {
+            return report;
+        };
+        let held = report.verdict.passed;
+        // More windows of the same size cannot fix too few calls.
+        let hopeless = report.verdict.too_few.is_some();
+        if held || hopeless || started.elapsed() >= deadline {
+            let mut report = report;
+            report.verdict.settle = Some(Settle {
+                deadline_s: deadline.as_secs_f64(),
+                windows,
+                settled: held,
+                settled_after_s: held
+                    .then(|| (window_start.as_secs_f64() * 1000.0).round() / 1000.0),
+            });
+            return report;
+        }
+    }
 }
 
 /// Dials the Service address over `connections` connections and lets the
@@ -86,6 +140,7 @@ async fn run_clusterip(
     connections: usize,
     known: &[EndpointKey],
     settings: &ChannelSettings,
+    judged: bool,
 ) -> Result<Report, Failure> {
     let pool = Pool::fixed_connections(
         address,
@@ -99,23 +154,31 @@ async fn run_clusterip(
         .map(|k| (k.name.clone(), k.address.clone()))
         .collect();
     let attribution = Attribution::PerConnection { known: by_name };
-    let (record, elapsed) = measured(
-        Arc::new(pool),
-        &plan.load,
-        attribution,
-        "clusterip",
-        plan.quiet,
-    )
-    .await;
-    let info = RunInfo {
-        mode: "clusterip".into(),
-        policy: "per-connection".into(),
-        target: address.to_string(),
-        call: plan.load.call.method().into(),
+    let pool = Arc::new(pool);
+    let run = RunMode::ClusterIp {
+        address: address.to_string(),
         connections,
-        elapsed_s: elapsed,
     };
-    Ok(Report::build(info, &record, known, Vec::new(), Vec::new()))
+    Ok(judged_windows(plan, &run, judged, async |load: LoadPlan| {
+        let (record, elapsed) = measured(
+            Arc::clone(&pool),
+            &load,
+            attribution.clone(),
+            "clusterip",
+            plan.quiet,
+        )
+        .await;
+        let info = RunInfo {
+            mode: "clusterip".into(),
+            policy: "per-connection".into(),
+            target: address.to_string(),
+            call: plan.load.call.method().into(),
+            connections,
+            elapsed_s: elapsed,
+        };
+        Report::build(info, &record, known, Vec::new(), Vec::new())
+    })
+    .await)
 }
 
 /// Holds a channel to every resolved endpoint and picks one per call,
@@ -125,6 +188,7 @@ async fn run_headless(
     mut resolution: Resolution,
     identities: &HashMap<String, String>,
     settings: &ChannelSettings,
+    judged: bool,
 ) -> Report {
     let pool = Arc::new(Pool::new(
         plan.policy.picker(),
@@ -132,7 +196,7 @@ async fn run_headless(
         plan.resolve.include_terminating,
     ));
     let (_, problems) = pool.apply(&resolution.initial);
-    let mut notices: Vec<String> = problems;
+    let notices: Vec<String> = problems;
     for member in pool.members().iter() {
         if let Some(identity) = identities.get(&member.endpoint().address) {
             member.saw_identity(identity);
@@ -174,34 +238,39 @@ async fn run_headless(
         })
     };
     let connections = pool.members().len();
-    let (record, elapsed) = measured(
-        Arc::clone(&pool),
-        &plan.load,
-        Attribution::PerEndpoint,
-        "headless",
-        plan.quiet,
-    )
+    let report = judged_windows(plan, &RunMode::Headless, judged, async |load: LoadPlan| {
+        let (record, elapsed) = measured(
+            Arc::clone(&pool),
+            &load,
+            Attribution::PerEndpoint,
+            "headless",
+            plan.quiet,
+        )
+        .await;
+        let expected: Vec<EndpointKey> = pool
+            .members()
+            .iter()
+            .map(|m| EndpointKey {
+                name: m.fallback_identity(),
+                address: m.endpoint().address.clone(),
+            })
+            .collect();
+        let changes = changes.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut notices = notices.clone();
+        notices.extend(followed.lock().map(|f| f.clone()).unwrap_or_default());
+        let info = RunInfo {
+            mode: "headless".into(),
+            policy: plan.policy.name().into(),
+            target: plan.target.to_string(),
+            call: plan.load.call.method().into(),
+            connections,
+            elapsed_s: elapsed,
+        };
+        Report::build(info, &record, &expected, changes, notices)
+    })
     .await;
     follower.abort();
-    let expected: Vec<EndpointKey> = pool
-        .members()
-        .iter()
-        .map(|m| EndpointKey {
-            name: m.fallback_identity(),
-            address: m.endpoint().address.clone(),
-        })
-        .collect();
-    let changes = changes.lock().map(|c| c.clone()).unwrap_or_default();
-    notices.extend(followed.lock().map(|f| f.clone()).unwrap_or_default());
-    let info = RunInfo {
-        mode: "headless".into(),
-        policy: plan.policy.name().into(),
-        target: plan.target.to_string(),
-        call: plan.load.call.method().into(),
-        connections,
-        elapsed_s: elapsed,
-    };
-    Report::build(info, &record, &expected, changes, notices)
+    report
 }
 
 /// Drives the load with a live progress view; returns the record and the
@@ -232,11 +301,12 @@ fn signed_seconds_since(start: Instant) -> f64 {
 }
 
 /// Attaches the verdict; a run shown only for contrast is not judged.
-fn with_verdict(mut report: Report, assertions: &Assertions, judged: bool) -> Report {
+fn with_verdict(mut report: Report, plan: &BenchPlan, run: &RunMode, judged: bool) -> Report {
+    let balancing = balancing(plan, run);
     if judged {
-        report.verdict = judge(&report, assertions);
+        report.verdict = judge(&report, &plan.assertions, balancing);
     } else {
-        report.verdict = judge(&report, &Assertions::default());
+        report.verdict = judge(&report, &Assertions::default(), balancing);
         report.verdict.checked = "not judged (shown for contrast)".into();
     }
     report

@@ -42,6 +42,7 @@ pub async fn run(plan: &DemoPlan) -> Result<Vec<Report>, Failure> {
         policy: plan.policy,
         load: plan.load.clone(),
         assertions: Assertions::default(),
+        settle: None,
         output: plan.output,
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),

@@ -18,6 +18,10 @@ pub async fn run(plan: RegisterPlan) -> Result<(), Failure> {
         name: plan.name.clone(),
         ..Metadata::default()
     };
+    // Installed before announcing, so that a SIGTERM right after the
+    // announcement still revokes.
+    let stop = termination_signal()
+        .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
     let registration = start(&plan, address, metadata, "grpclb register").await?;
     eprintln!(
         "grpclb register: registered {} under lease {:x} (ttl {} s); SIGTERM or Ctrl-C revokes it",
@@ -25,7 +29,7 @@ pub async fn run(plan: RegisterPlan) -> Result<(), Failure> {
         registration.lease(),
         registration.ttl_s()
     );
-    termination_signal().await;
+    stop.await;
     let key = registration.key().to_string();
     registration.revoke().await.map_err(failure)?;
     eprintln!("grpclb register: revoked the lease; {key} is gone");

@@ -14,6 +14,8 @@ const DEREGISTER_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
+    let shutdown = termination_signal()
+        .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
     let listener = bind(plan.listen)
         .await
         .map_err(|e| Failure::CannotRun(e.to_string()))?;
@@ -31,7 +33,7 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     serve(
         listener,
         plan.identity,
-        deregister_then(registration, termination_signal()),
+        deregister_then(registration, shutdown),
     )
     .await
     .map_err(|e| Failure::CannotRun(e.to_string()))?;

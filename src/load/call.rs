@@ -59,7 +59,7 @@ pub async fn send(
                 let response = HealthClient::new(channel).check(request).await;
                 response.map(|r| {
                     let serving = r.get_ref().status == ServingStatus::Serving as i32;
-                    (r.metadata().clone(), serving)
+                    (identity(r.metadata(), identity_header), serving)
                 })
             }
             CallKind::Echo { payload } => {
@@ -68,7 +68,7 @@ pub async fn send(
                 });
                 request.set_timeout(timeout);
                 let response = EchoClient::new(channel).echo(request).await;
-                response.map(|r| (r.metadata().clone(), true))
+                response.map(|r| (identity(r.metadata(), identity_header), true))
             }
         }
     };
@@ -78,13 +78,13 @@ pub async fn send(
             identity: None,
             unreachable: false,
         },
-        Ok(Ok((metadata, serving))) => CallOutcome {
+        Ok(Ok((answered_by, serving))) => CallOutcome {
             result: if serving {
                 Ok(())
             } else {
                 Err("NOT_SERVING".into())
             },
-            identity: identity(&metadata, identity_header),
+            identity: answered_by,
             unreachable: false,
         },
         Ok(Err(status)) => CallOutcome {

@@ -65,12 +65,16 @@ pub fn render(report: &Report) -> String {
     }
     let v = &report.verdict;
     out.push_str(&format!(
-        "spread: max deviation {:.1}% · cv {:.3} · chi² p {:.3} · {}\n",
+        "spread: max deviation {:.1}% · cv {:.3} · chi² p {:.3} · max/min {} · {}\n",
         v.max_deviation * 100.0,
         v.cv,
         v.chi2_p,
+        v.max_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
         if v.even { "even" } else { "UNEVEN" }
     ));
+    if !v.bounds.is_empty() {
+        out.push_str(&format!("bound: {}\n", bound_line(v)));
+    }
     if v.checked != "nothing asked" {
         let status = if v.passed { "PASS" } else { "FAIL" };
         out.push_str(&format!("verdict: {status} ({})\n", v.checked));
@@ -78,7 +82,42 @@ pub fn render(report: &Report) -> String {
             out.push_str(&format!("  ✗ {failure}\n"));
         }
     }
+    if let Some(settle) = &v.settle {
+        match settle.settled_after_s {
+            Some(after) => out.push_str(&format!(
+                "settled: the checks held from {after:.1}s on ({} windows)\n",
+                settle.windows
+            )),
+            None => out.push_str(&format!(
+                "settled: no, not within {:.0}s ({} windows; the last is shown)\n",
+                settle.deadline_s, settle.windows
+            )),
+        }
+    }
     out
+}
+
+/// The fair range per endpoint, once when every endpoint shares it.
+fn bound_line(v: &crate::verdict::Verdict) -> String {
+    let first = &v.bounds[0];
+    let ranges = if v
+        .bounds
+        .iter()
+        .all(|b| (b.low, b.high) == (first.low, first.high))
+    {
+        format!(
+            "{}..{} of {} calls per endpoint",
+            first.low, first.high, v.calls
+        )
+    } else {
+        let each: Vec<String> = v
+            .bounds
+            .iter()
+            .map(|b| format!("{} {}..{}", b.name, b.low, b.high))
+            .collect();
+        format!("of {} calls: {}", v.calls, each.join(", "))
+    };
+    format!("{ranges} ({})", v.model)
 }
 
 /// A bar proportional to a share of all calls.

@@ -1,165 +1,229 @@
 //! The verdict: did the spread and the error count hold what was asked?
-//! It decides the exit code and says in words what failed.
+//! It decides the exit code and says in words what failed, on which
+//! endpoint, by how much, and against which bound.
+//!
+//! The bound is policy-aware ([`bound`]): a fair round_robin run is exact up
+//! to calls in flight, a fair random / least_request run (and a ClusterIP
+//! run, per connection) is binomial. A run too small for a check to mean
+//! anything fails with the number of calls it would need ([`checks`]).
 
-use std::str::FromStr;
+mod assertions;
+mod bound;
+mod checks;
+mod spread;
 
 use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+pub use assertions::{Assertions, ErrorBudget, Weights};
+pub use bound::{Balancing, DETECTION, FALSE_ALARM, Model, Range, binomial_range};
+pub use checks::Judge;
+pub use spread::Spread;
 
 use crate::report::Report;
-
-/// Tolerance used by `--assert-even` and for the `even` field when no
-/// `--max-deviation` is given.
-pub const DEFAULT_MAX_DEVIATION: f64 = 0.10;
-
-/// The checks asked for on the command line.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Assertions {
-    /// Fail when any endpoint's share is further than this from 1/k.
-    pub max_deviation: Option<f64>,
-    /// Fail unless exactly this many endpoints were seen.
-    pub expect_endpoints: Option<usize>,
-    /// Fail when a known endpoint got no calls.
-    pub all_endpoints_hit: bool,
-    pub max_errors: Option<ErrorBudget>,
-}
-
-impl Assertions {
-    /// True when any check was asked for.
-    pub fn any(&self) -> bool {
-        *self != Assertions::default()
-    }
-}
-
-/// How many errors are tolerated: a count or a fraction of all calls.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ErrorBudget {
-    Count(u64),
-    Fraction(f64),
-}
-
-impl FromStr for ErrorBudget {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if let Some(percent) = s.strip_suffix('%') {
-            return match percent.trim().parse::<f64>() {
-                Ok(p) if (0.0..=100.0).contains(&p) => Ok(ErrorBudget::Fraction(p / 100.0)),
-                _ => Err(format!(
-                    "{s:?} is not a percentage from 0% to 100% (e.g. 1%)"
-                )),
-            };
-        }
-        s.parse::<u64>()
-            .map(ErrorBudget::Count)
-            .map_err(|_| format!("{s:?} is neither a count (e.g. 0) nor a percentage (e.g. 1%)"))
-    }
-}
 
 /// The judgement of one run; the JSON `verdict` object.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Verdict {
-    /// Every endpoint's share within the tolerance of the fair share.
+    /// Every endpoint within the default fair bound, with enough calls to
+    /// tell.
     pub even: bool,
-    /// The largest |share − 1/k| over endpoints.
+    /// The largest |share − expected share| over endpoints.
     pub max_deviation: f64,
-    /// Coefficient of variation of per-endpoint request counts.
+    /// Coefficient of variation of per-endpoint counts (each divided by its
+    /// expected count).
     pub cv: f64,
-    /// Chi-square goodness-of-fit p-value against a uniform spread.
+    /// Chi-square goodness-of-fit p-value against the expected spread
+    /// (uniform unless `--weights`).
     pub chi2_p: f64,
+    /// Busiest ÷ idlest endpoint (after weights); null when one got nothing.
+    pub max_ratio: Option<f64>,
     /// The checks applied, in words.
     pub checked: String,
     /// True when every check asked for held.
     pub passed: bool,
     /// One sentence per failed check.
     pub failures: Vec<String>,
+    /// Calls that reached an endpoint (what the spread is judged on).
+    pub calls: u64,
+    /// The model of a fair run behind the bound, in words.
+    pub model: String,
+    /// Probability that a fair run fails the default spread check.
+    pub false_alarm: f64,
+    /// Each endpoint's fair range of calls.
+    pub bounds: Vec<EndpointBound>,
+    /// The failed checks as fields (same order as `failures`).
+    pub failed: Vec<Finding>,
+    /// Set when the run was too small for an asked check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub too_few: Option<TooFew>,
+    /// Set with `--settle`: how long the spread took to hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle: Option<Settle>,
 }
 
-/// Judges a report against the assertions.
-pub fn judge(report: &Report, assertions: &Assertions) -> Verdict {
-    let mut counts: Vec<(String, u64)> = report
+/// One endpoint's fair range: a fair balancer stays within `low..=high`
+/// except with probability `false_alarm` over all endpoints.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EndpointBound {
+    pub name: String,
+    pub calls: u64,
+    pub expected: f64,
+    pub low: u64,
+    pub high: u64,
+}
+
+/// One failed check, as fields.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Finding {
+    /// `spread`, `max-deviation`, `max-ratio`, `chi2-p`,
+    /// `all-endpoints-hit`, `expect-endpoints` or `max-errors`.
+    pub check: String,
+    /// The endpoints concerned (empty for whole-run checks).
+    pub endpoints: Vec<String>,
+    /// What was measured, in `unit`.
+    pub observed: f64,
+    /// The limit crossed (for too few calls: the number needed; null when
+    /// none is enough).
+    pub bound: Option<f64>,
+    /// How far beyond the limit.
+    pub by: Option<f64>,
+    /// `calls`, `connections`, `share`, `ratio`, `p`, `endpoints`, `errors`.
+    pub unit: String,
+    pub message: String,
+}
+
+/// The run was too small for some asked checks.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TooFew {
+    pub checks: Vec<String>,
+    /// `calls`, or `connections` in clusterip mode.
+    pub unit: String,
+    pub have: u64,
+    /// The fewest that would let every one of them be judged; null when no
+    /// number is enough.
+    pub needed: Option<u64>,
+}
+
+/// What `--settle` did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Settle {
+    /// The deadline asked for.
+    pub deadline_s: f64,
+    /// Measured windows run (the report shows the last).
+    pub windows: u32,
+    /// True when a window held before the deadline.
+    pub settled: bool,
+    /// Seconds from the start of the first window to the start of the
+    /// first window that held.
+    pub settled_after_s: Option<f64>,
+}
+
+/// Judges a report against the assertions, knowing how it balanced.
+pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> Verdict {
+    let mut endpoints: Vec<(String, String)> = report
         .endpoint_rows()
-        .map(|e| (e.name.clone(), e.requests))
+        .map(|e| (e.name.clone(), e.address.clone()))
         .collect();
     // Endpoints the user says exist but that never answered count as idle.
     if let Some(expected) = assertions.expect_endpoints {
-        for i in counts.len()..expected {
-            counts.push((format!("(unseen endpoint {})", i + 1), 0));
+        for i in endpoints.len()..expected {
+            endpoints.push((format!("(unseen endpoint {})", i + 1), String::new()));
         }
     }
-    let spread = Spread::of(&counts);
-    let tolerance = assertions.max_deviation.unwrap_or(DEFAULT_MAX_DEVIATION);
-    let mut checked = Vec::new();
-    let mut failures = Vec::new();
-    let k = counts.len();
-    let fair = if k == 0 { 0.0 } else { 1.0 / k as f64 };
-
-    if let Some(limit) = assertions.max_deviation {
-        checked.push(format!("max-deviation <= {limit:.2}"));
-        for (name, n) in &counts {
-            let share = spread.share(*n);
-            if (share - fair).abs() > limit {
-                failures.push(format!(
-                    "{name} got {:.1}% of calls; fair share {:.1}% ± {:.0}%",
-                    share * 100.0,
-                    fair * 100.0,
-                    limit * 100.0
-                ));
+    let mut findings = Vec::new();
+    let shares = match &assertions.weights {
+        Some(weights) => match weights.shares(&mut endpoints) {
+            Ok(shares) => shares,
+            Err(message) => {
+                findings.push(Finding {
+                    check: "weights".into(),
+                    observed: endpoints.len() as f64,
+                    unit: "endpoints".into(),
+                    message,
+                    ..Finding::default()
+                });
+                equal_shares(endpoints.len())
             }
-        }
-    }
-    if assertions.all_endpoints_hit {
-        checked.push("every endpoint hit".to_string());
-        for (name, n) in &counts {
-            let already_named = failures
-                .iter()
-                .any(|f| f.starts_with(&format!("{name} got")));
-            if *n == 0 && !already_named {
-                failures.push(format!("{name} got no calls"));
-            }
-        }
-    }
-    if let Some(expected) = assertions.expect_endpoints {
-        checked.push(format!("endpoints == {expected}"));
-        let hit = counts.iter().filter(|(_, n)| *n > 0).count();
-        if hit != expected {
-            failures.push(format!(
-                "{hit} endpoints answered calls; expected {expected}"
-            ));
-        }
-    }
+        },
+        None => equal_shares(endpoints.len()),
+    };
+    let names: Vec<String> = endpoints.iter().map(|(n, _)| n.clone()).collect();
+    let counts: Vec<u64> = endpoints
+        .iter()
+        .map(|(name, address)| {
+            report
+                .endpoint_rows()
+                .find(|e| &e.name == name && &e.address == address)
+                .map_or(0, |e| e.requests)
+        })
+        .collect();
+    let calls: u64 = counts.iter().sum();
+    let judge = Judge::new(assertions, balancing, &shares, calls);
+    let spread = judge.spread(&counts);
+    let (spread_findings, too_few) = judge.findings(&names, &counts);
+    findings.extend(spread_findings);
+    let mut checked = judge.checked();
     if let Some(budget) = assertions.max_errors {
-        let (allowed, shown) = match budget {
-            ErrorBudget::Count(n) => (n, format!("{n}")),
-            ErrorBudget::Fraction(f) => (
-                (f * report.requests as f64).floor() as u64,
-                format!("{:.2}%", f * 100.0),
-            ),
-        };
+        let (finding, shown) = error_check(report, budget);
         checked.push(format!("errors <= {shown}"));
-        if report.errors > allowed {
-            failures.push(format!(
-                "{} of {} calls failed; at most {shown} allowed{}",
-                report.errors,
-                report.requests,
-                error_breakdown(report)
-            ));
-        }
+        findings.extend(finding);
     }
     Verdict {
-        even: k > 0 && spread.max_deviation <= tolerance,
+        even: !endpoints.is_empty() && judge.even(&counts),
         max_deviation: round4(spread.max_deviation),
         cv: round4(spread.cv),
         chi2_p: round4(spread.chi2_p),
+        max_ratio: spread.max_ratio.map(round4),
         checked: if checked.is_empty() {
             "nothing asked".to_string()
         } else {
             checked.join(", ")
         },
-        passed: failures.is_empty(),
-        failures,
+        passed: findings.is_empty(),
+        failures: findings.iter().map(|f| f.message.clone()).collect(),
+        calls,
+        model: judge.model(),
+        false_alarm: FALSE_ALARM,
+        bounds: judge.bounds(&names, &counts),
+        failed: findings,
+        too_few,
+        settle: None,
     }
+}
+
+fn equal_shares(k: usize) -> Vec<f64> {
+    vec![1.0 / k.max(1) as f64; k]
+}
+
+/// The error budget check: a finding when it failed, and the budget shown.
+fn error_check(report: &Report, budget: ErrorBudget) -> (Option<Finding>, String) {
+    let (allowed, shown) = match budget {
+        ErrorBudget::Count(n) => (n, format!("{n}")),
+        ErrorBudget::Fraction(f) => (
+            (f * report.requests as f64).floor() as u64,
+            format!("{:.2}%", f * 100.0),
+        ),
+    };
+    let finding = (report.errors > allowed).then(|| Finding {
+        check: "max-errors".into(),
+        endpoints: report
+            .endpoints
+            .iter()
+            .filter(|e| e.errors > 0)
+            .map(|e| e.name.clone())
+            .collect(),
+        observed: report.errors as f64,
+        bound: Some(allowed as f64),
+        by: Some((report.errors - allowed) as f64),
+        unit: "errors".into(),
+        message: format!(
+            "max-errors: {} of {} calls failed; at most {shown} allowed{}",
+            report.errors,
+            report.requests,
+            error_breakdown(report)
+        ),
+    });
+    (finding, shown)
 }
 
 /// Where errors happened, as " (pod-b: 12 UNAVAILABLE)".
@@ -184,65 +248,6 @@ fn error_breakdown(report: &Report) -> String {
     }
 }
 
-/// Spread statistics of per-endpoint counts.
-struct Spread {
-    total: u64,
-    max_deviation: f64,
-    cv: f64,
-    chi2_p: f64,
-}
-
-impl Spread {
-    fn of(counts: &[(String, u64)]) -> Spread {
-        let k = counts.len();
-        let total: u64 = counts.iter().map(|(_, n)| n).sum();
-        if k == 0 || total == 0 {
-            return Spread {
-                total,
-                max_deviation: if k == 0 { 0.0 } else { 1.0 / k as f64 },
-                cv: 0.0,
-                chi2_p: 1.0,
-            };
-        }
-        let fair = 1.0 / k as f64;
-        let mean = total as f64 / k as f64;
-        let max_deviation = counts
-            .iter()
-            .map(|(_, n)| (*n as f64 / total as f64 - fair).abs())
-            .fold(0.0, f64::max);
-        let variance = counts
-            .iter()
-            .map(|(_, n)| (*n as f64 - mean).powi(2))
-            .sum::<f64>()
-            / k as f64;
-        let chi2: f64 = counts
-            .iter()
-            .map(|(_, n)| (*n as f64 - mean).powi(2) / mean)
-            .sum();
-        let chi2_p = if k < 2 {
-            1.0
-        } else {
-            ChiSquared::new((k - 1) as f64)
-                .map(|d| d.sf(chi2))
-                .unwrap_or(1.0)
-        };
-        Spread {
-            total,
-            max_deviation,
-            cv: variance.sqrt() / mean,
-            chi2_p,
-        }
-    }
-
-    fn share(&self, n: u64) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            n as f64 / self.total as f64
-        }
-    }
-}
-
 fn round4(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }
@@ -250,34 +255,197 @@ fn round4(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pick::Policy;
+    use crate::report::{EndpointReport, Latency};
 
-    fn counts(ns: &[u64]) -> Vec<(String, u64)> {
-        ns.iter()
-            .enumerate()
-            .map(|(i, n)| (format!("pod-{i}"), *n))
-            .collect()
+    fn report(counts: &[(&str, u64)]) -> Report {
+        let requests = counts.iter().map(|(_, n)| n).sum::<u64>();
+        Report {
+            mode: "headless".into(),
+            policy: "random".into(),
+            target: "test".into(),
+            call: "grpc.health.v1.Health/Check".into(),
+            connections: counts.len(),
+            requests,
+            ok: requests,
+            errors: 0,
+            elapsed_s: 1.0,
+            rps: requests as f64,
+            latency_ms: Latency::default(),
+            endpoints: counts
+                .iter()
+                .map(|(name, n)| EndpointReport {
+                    name: name.to_string(),
+                    address: format!("{name}:80"),
+                    requests: *n,
+                    ok: *n,
+                    errors: 0,
+                    share: *n as f64 / requests.max(1) as f64,
+                    latency_ms: Latency::default(),
+                    error_codes: Default::default(),
+                })
+                .collect(),
+            changes: Vec::new(),
+            notices: Vec::new(),
+            verdict: Verdict::default(),
+        }
+    }
+
+    fn per_call(policy: Policy) -> Balancing {
+        Balancing::PerCall {
+            policy,
+            concurrency: 8,
+        }
+    }
+
+    fn even() -> Assertions {
+        Assertions {
+            spread: true,
+            all_endpoints_hit: true,
+            ..Assertions::default()
+        }
     }
 
     #[test]
-    fn even_counts_have_no_deviation_and_high_p() {
-        let s = Spread::of(&counts(&[100, 100, 100]));
-        assert_eq!(s.max_deviation, 0.0);
-        assert_eq!(s.cv, 0.0);
-        assert!((s.chi2_p - 1.0).abs() < 1e-9);
+    fn a_fair_random_spread_passes_and_shows_its_bound() {
+        let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
+        let v = judge(&r, &even(), per_call(Policy::Random));
+        assert!(v.passed && v.even, "{v:?}");
+        assert_eq!(v.calls, 10_000);
+        assert!(v.model.starts_with("binomial"));
+        assert!(v.bounds.iter().all(|b| b.low < 2500 && b.high > 2500));
     }
 
     #[test]
-    fn one_pod_taking_everything_is_maximally_uneven() {
-        let s = Spread::of(&counts(&[300, 0, 0]));
-        assert!((s.max_deviation - 2.0 / 3.0).abs() < 1e-9);
-        assert!(s.chi2_p < 1e-9);
+    fn the_same_spread_is_too_loose_for_round_robin() {
+        let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        let f = v
+            .failed
+            .iter()
+            .find(|f| f.endpoints == ["b"])
+            .expect("b is named");
+        assert_eq!(f.check, "spread");
+        assert_eq!(f.bound, Some(2491.0));
+        assert_eq!(f.by, Some(21.0));
+        assert!(f.message.contains("short by 21"), "{}", f.message);
     }
 
     #[test]
-    fn error_budget_parses_counts_and_percentages() {
-        assert_eq!("0".parse(), Ok(ErrorBudget::Count(0)));
-        assert_eq!("1%".parse(), Ok(ErrorBudget::Fraction(0.01)));
-        assert!("lots".parse::<ErrorBudget>().is_err());
-        assert!("150%".parse::<ErrorBudget>().is_err());
+    fn a_starved_endpoint_is_named_with_how_far_it_fell_short() {
+        let r = report(&[("a", 3400), ("b", 3350), ("c", 3250)]);
+        let mut counts = r.clone();
+        counts.endpoints[2].requests = 1650;
+        counts.endpoints[0].requests = 4200;
+        counts.endpoints[1].requests = 4150;
+        let v = judge(&counts, &even(), per_call(Policy::LeastRequest));
+        assert!(!v.passed);
+        assert!(v.failures.iter().any(|f| f.contains("c got 1650")), "{v:?}");
+    }
+
+    #[test]
+    fn too_few_calls_fail_with_the_number_needed() {
+        let r = report(&[("a", 10), ("b", 12), ("c", 8), ("d", 10), ("e", 10)]);
+        let v = judge(&r, &even(), per_call(Policy::Random));
+        assert!(!v.passed && !v.even);
+        let too_few = v.too_few.clone().expect("too few");
+        assert_eq!(too_few.have, 50);
+        let needed = too_few.needed.expect("some number is enough");
+        assert!((200..5000).contains(&needed), "{needed}");
+        assert!(v.failures.iter().any(|f| f.contains("--requests")), "{v:?}");
+        // With that many calls, a fair spread is judged and passes.
+        let n = needed.div_ceil(5);
+        let r = report(&[("a", n), ("b", n), ("c", n), ("d", n), ("e", n)]);
+        assert!(judge(&r, &even(), per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn a_tolerance_tighter_than_chance_is_not_judged_on_noise() {
+        let asked = Assertions {
+            max_deviation: Some(0.005),
+            ..Assertions::default()
+        };
+        let r = report(&[("a", 520), ("b", 480)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert_eq!(v.failed.len(), 1, "{v:?}");
+        assert!(v.failures[0].starts_with("too few calls to judge --max-deviation 0.005"));
+        // Exactly even counts would not pass either: the check was not judged.
+        let r = report(&[("a", 500), ("b", 500)]);
+        assert!(!judge(&r, &asked, per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn weights_set_the_expectation_for_a_canary() {
+        let asked = Assertions {
+            spread: true,
+            max_ratio: Some(1.3),
+            weights: Some("stable=9,canary=1".parse().unwrap()),
+            ..Assertions::default()
+        };
+        let r = report(&[("stable", 9010), ("canary", 990)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(v.passed, "{v:?}");
+        assert!(v.chi2_p > 0.1);
+        let r = report(&[("stable", 5000), ("canary", 5000)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.starts_with("max-ratio: busiest canary")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn chi2_check_fails_below_the_asked_p_value() {
+        let asked = Assertions {
+            chi2_p: Some(0.01),
+            ..Assertions::default()
+        };
+        let r = report(&[("a", 1100), ("b", 900)]);
+        let v = judge(&r, &asked, per_call(Policy::Random));
+        assert!(!v.passed);
+        assert_eq!(v.failed[0].check, "chi2-p");
+        let r = report(&[("a", 1010), ("b", 990)]);
+        assert!(judge(&r, &asked, per_call(Policy::Random)).passed);
+    }
+
+    #[test]
+    fn one_connection_is_uneven_by_construction_and_names_the_idle_pods() {
+        let asked = Assertions {
+            expect_endpoints: Some(3),
+            ..even()
+        };
+        let r = report(&[("a", 300), ("b", 0), ("c", 0)]);
+        let balancing = Balancing::PerConnection {
+            connections: 1,
+            concurrency: 8,
+        };
+        let v = judge(&r, &asked, balancing);
+        assert!(!v.passed && !v.even);
+        let text = v.failures.join("\n");
+        assert!(text.contains("uneven by construction"), "{text}");
+        assert!(text.contains("b, c got no calls"), "{text}");
+        assert!(text.contains("--connections"), "{text}");
+    }
+
+    #[test]
+    fn errors_over_budget_name_where_they_happened() {
+        let mut r = report(&[("a", 100), ("b", 100)]);
+        r.errors = 5;
+        r.ok -= 5;
+        r.endpoints[1].errors = 5;
+        r.endpoints[1].error_codes.insert("UNAVAILABLE".into(), 5);
+        let asked = Assertions {
+            max_errors: Some(ErrorBudget::Count(0)),
+            ..Assertions::default()
+        };
+        let v = judge(&r, &asked, per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        assert_eq!(v.failed[0].check, "max-errors");
+        assert!(v.failures[0].contains("b: 5 UNAVAILABLE"));
     }
 }
