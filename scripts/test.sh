@@ -15,6 +15,7 @@ declare -A PROVIDER=(
   [iptables]=iptables
   [ip]=iproute2
   [h2load]=nghttp2-client
+  [openssl]=openssl
 )
 missing=()
 for tool in "${!PROVIDER[@]}"; do

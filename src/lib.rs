@@ -14,6 +14,7 @@ pub mod pool;
 pub mod progress;
 pub mod proto;
 pub mod record;
+pub mod register;
 pub mod report;
 pub mod resolve;
 pub mod serve;

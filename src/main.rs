@@ -31,6 +31,10 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             commands::serve::run(args.plan()?).await?;
             Ok(0)
         }
+        Command::Register(args) => {
+            commands::register::run(args.plan()?).await?;
+            Ok(0)
+        }
         Command::Demo(args) => {
             let plan = args.plan()?;
             let reports = commands::demo::run(&plan).await?;

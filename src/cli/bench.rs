@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{DiscoveryArgs, Failure, Output, parse_duration};
+use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
 use crate::load::{CallKind, LoadPlan, Stop};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
@@ -130,6 +130,8 @@ pub struct BenchArgs {
     /// Cluster access, DNS refresh, terminating endpoints.
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
@@ -359,7 +361,10 @@ impl BenchArgs {
             settle: self.settle,
             output: self.load.output,
             quiet: self.load.quiet,
-            resolve: self.discovery.options(),
+            resolve: ResolveOptions {
+                etcd: self.etcd.options(),
+                ..self.discovery.options()
+            },
         })
     }
 }

@@ -33,6 +33,7 @@ impl DiscoveryArgs {
             include_terminating: self.include_terminating,
             kubeconfig: self.kubeconfig.clone(),
             kube_context: self.context.clone(),
+            ..ResolveOptions::default()
         }
     }
 }

@@ -4,7 +4,9 @@
 mod bench;
 mod demo;
 mod discovery;
+mod etcd;
 mod failure;
+mod register;
 mod resolve;
 mod serve;
 
@@ -13,7 +15,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use bench::{BenchArgs, BenchPlan, CallChoice, LoadArgs, ModeChoice, RunMode};
 pub use demo::{DemoArgs, DemoPlan};
 pub use discovery::DiscoveryArgs;
+pub use etcd::EtcdArgs;
 pub use failure::Failure;
+pub use register::{RegisterArgs, RegisterPlan, ServeRegisterArgs};
 pub use resolve::{ResolveArgs, ResolvePlan};
 pub use serve::{ServeArgs, ServePlan};
 
@@ -36,6 +40,8 @@ pub enum Command {
     Resolve(ResolveArgs),
     /// Run everything on this machine: local pods, a ClusterIP stand-in, both modes side by side.
     Demo(DemoArgs),
+    /// Register an address in etcd under a lease and keep it alive until stopped.
+    Register(RegisterArgs),
 }
 
 /// How results are printed.

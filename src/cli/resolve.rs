@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{DiscoveryArgs, Failure, Output, parse_duration};
+use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
 use crate::resolve::ResolveOptions;
 use crate::target::Target;
 
@@ -24,6 +24,8 @@ pub struct ResolveArgs {
     pub output: Output,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
 }
 
 /// A validated `resolve` invocation.
@@ -51,7 +53,10 @@ impl ResolveArgs {
             watch: self.watch,
             duration: self.duration,
             output: self.output,
-            resolve: self.discovery.options(),
+            resolve: ResolveOptions {
+                etcd: self.etcd.options(),
+                ..self.discovery.options()
+            },
         })
     }
 }

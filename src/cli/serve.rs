@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use super::Failure;
+use super::{Failure, RegisterPlan, ServeRegisterArgs};
 use crate::serve::Identity;
 
 #[derive(Debug, Args)]
@@ -15,6 +15,8 @@ pub struct ServeArgs {
     /// Name sent in the `hostname` header and in replies [default: $POD_NAME, else the hostname].
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub registration: ServeRegisterArgs,
 }
 
 /// A validated `serve` invocation.
@@ -22,6 +24,8 @@ pub struct ServeArgs {
 pub struct ServePlan {
     pub listen: SocketAddr,
     pub identity: Identity,
+    /// Register in etcd while serving (`--register`).
+    pub register: Option<RegisterPlan>,
 }
 
 impl ServeArgs {
@@ -40,6 +44,7 @@ impl ServeArgs {
             )));
         }
         Ok(ServePlan {
+            register: self.registration.plan()?,
             identity: Identity::from_env(self.name, listen),
             listen,
         })

@@ -2,5 +2,6 @@
 
 pub mod bench;
 pub mod demo;
+pub mod register;
 pub mod resolve;
 pub mod serve;

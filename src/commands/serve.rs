@@ -1,7 +1,16 @@
 //! `grpclb serve`: run the backend until SIGTERM / Ctrl-C.
 
-use crate::cli::{Failure, ServePlan};
-use crate::serve::{bind, serve, termination_signal};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::cli::{Failure, RegisterPlan, ServePlan};
+use crate::register::Registration;
+use crate::resolve::etcd::Metadata;
+use crate::serve::{Identity, bind, serve, termination_signal};
+
+/// After revoking its lease, a registered server waits this long before it
+/// drains, so that watching clients drop it before it stops taking calls.
+const DEREGISTER_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
@@ -17,9 +26,78 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
         "grpclb serve: listening on {bound} as {}",
         plan.identity.name
     );
-    serve(listener, plan.identity, shutdown)
-        .await
-        .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    let registration = match &plan.register {
+        Some(register) => Some(register_self(register, bound, &plan.identity).await?),
+        None => None,
+    };
+    serve(
+        listener,
+        plan.identity,
+        deregister_then(registration, shutdown),
+    )
+    .await
+    .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
     Ok(())
+}
+
+/// Registers this server under the plan's prefix.
+async fn register_self(
+    plan: &RegisterPlan,
+    bound: SocketAddr,
+    identity: &Identity,
+) -> Result<Registration, Failure> {
+    let address = advertised_address(plan, bound, identity)?;
+    let metadata = Metadata {
+        name: Some(identity.name.clone()),
+        node: Some(identity.node.clone()).filter(|n| !n.is_empty()),
+        zone: Some(identity.zone.clone()).filter(|z| !z.is_empty()),
+    };
+    let registration = super::register::start(plan, address, metadata, "grpclb serve").await?;
+    eprintln!(
+        "grpclb serve: registered {} under lease {:x} (ttl {} s)",
+        registration.key(),
+        registration.lease(),
+        registration.ttl_s()
+    );
+    Ok(registration)
+}
+
+/// What to register: `--advertise`, else the bound address, else (bound to
+/// a wildcard) `$POD_IP` with the bound port.
+fn advertised_address(
+    plan: &RegisterPlan,
+    bound: SocketAddr,
+    identity: &Identity,
+) -> Result<String, Failure> {
+    if let Some(address) = &plan.address {
+        return Ok(address.clone());
+    }
+    if !bound.ip().is_unspecified() {
+        return Ok(bound.to_string());
+    }
+    match identity.pod_ip.parse::<std::net::IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => Ok(SocketAddr::new(ip, bound.port()).to_string()),
+        _ => Err(Failure::Usage(format!(
+            "listening on {bound} (every interface), grpclb cannot tell which address clients should dial; \
+             pass --advertise host:port, or set POD_IP (the downward API's status.podIP)"
+        ))),
+    }
+}
+
+/// Completes after `signal`, once the registration (if any) is revoked and
+/// watchers had a moment to drop this server.
+async fn deregister_then(registration: Option<Registration>, signal: impl Future<Output = ()>) {
+    signal.await;
+    let Some(registration) = registration else {
+        return;
+    };
+    let key = registration.key().to_string();
+    match registration.revoke().await {
+        Ok(()) => {
+            eprintln!("grpclb serve: deregistered {key} (lease revoked); draining");
+            tokio::time::sleep(DEREGISTER_GRACE).await;
+        }
+        Err(err) => eprintln!("grpclb serve: {err}; draining anyway"),
+    }
 }

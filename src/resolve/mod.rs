@@ -6,6 +6,7 @@
 //! --watch`) diff consecutive sets with [`diff`]; no source has to.
 
 mod dns;
+pub mod etcd;
 mod kubernetes;
 mod static_list;
 
@@ -101,6 +102,8 @@ pub struct ResolveOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Kubernetes: the kubeconfig context to use instead of its current context.
     pub kube_context: Option<String>,
+    /// How to reach etcd (credentials, TLS, reconnect backoff).
+    pub etcd: etcd::EtcdOptions,
 }
 
 impl Default for ResolveOptions {
@@ -110,6 +113,7 @@ impl Default for ResolveOptions {
             include_terminating: false,
             kubeconfig: None,
             kube_context: None,
+            etcd: etcd::EtcdOptions::default(),
         }
     }
 }
@@ -149,6 +153,12 @@ impl UpdateSender {
             .send(Ok(Update::Notice(message.into())))
             .await
             .is_ok()
+    }
+
+    /// Completes once nobody listens any more, so that a source waiting on
+    /// its network (a reconnect backoff) can stop at once.
+    pub async fn closed(&self) {
+        self.tx.closed().await
     }
 }
 
@@ -227,10 +237,7 @@ pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resoluti
         Target::Dns { server, host, port } => {
             dns::start(server.as_deref(), host, *port, options).await
         }
-        Target::Etcd { .. } => Err(ResolveError::Unsupported(format!(
-            "resolver for {}:// targets is not built into this version; use an ipv4:, ipv6: or static:/// list",
-            target.scheme()
-        ))),
+        Target::Etcd { endpoints, prefix } => etcd::start(endpoints, prefix, &options.etcd).await,
     }
 }
 
