@@ -13,7 +13,7 @@ use crate::progress::Progress;
 use crate::record::{EndpointKey, Live};
 use crate::report::{ChangeReport, Report, RunInfo, comparison_table, conclusion, render};
 use crate::resolve::{self, Endpoint, Resolution, Update};
-use crate::verdict::{Assertions, Balancing, Settle, judge};
+use crate::verdict::{Assertions, Balancing, NOT_JUDGED, Settle, judge};
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
@@ -313,7 +313,7 @@ fn with_verdict(mut report: Report, plan: &BenchPlan, run: &RunMode, judged: boo
         report.verdict = judge(&report, &plan.assertions, balancing);
     } else {
         report.verdict = judge(&report, &Assertions::default(), balancing);
-        report.verdict.checked = "not judged (shown for contrast)".into();
+        report.verdict.checked = NOT_JUDGED.into();
     }
     report
 }

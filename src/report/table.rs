@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::Report;
+use crate::verdict::{NOT_JUDGED, NOTHING_ASKED};
 
 const BAR_WIDTH: usize = 20;
 
@@ -75,7 +76,9 @@ pub fn render(report: &Report) -> String {
     if !v.bounds.is_empty() {
         out.push_str(&format!("bound: {}\n", bound_line(v)));
     }
-    if v.checked != "nothing asked" {
+    if v.checked == NOT_JUDGED {
+        out.push_str(&format!("verdict: {NOT_JUDGED}\n"));
+    } else if v.checked != NOTHING_ASKED {
         let status = if v.passed { "PASS" } else { "FAIL" };
         out.push_str(&format!("verdict: {status} ({})\n", v.checked));
         for failure in &v.failures {

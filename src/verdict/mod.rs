@@ -118,6 +118,12 @@ pub struct Settle {
     pub settled_after_s: Option<f64>,
 }
 
+/// `checked` when no assertion was asked for.
+pub const NOTHING_ASKED: &str = "nothing asked";
+
+/// `checked` of a run shown only for contrast (the clusterip run of `--mode both`).
+pub const NOT_JUDGED: &str = "not judged (shown for contrast)";
+
 /// Judges a report against the assertions, knowing how it balanced.
 pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> Verdict {
     let mut endpoints: Vec<(String, String)> = report
@@ -175,7 +181,7 @@ pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> 
         chi2_p: round4(spread.chi2_p),
         max_ratio: spread.max_ratio.map(round4),
         checked: if checked.is_empty() {
-            "nothing asked".to_string()
+            NOTHING_ASKED.to_string()
         } else {
             checked.join(", ")
         },
