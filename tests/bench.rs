@@ -5,7 +5,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Backend, assert_accounted, backends, code, ipv4_target, json, requests_by_name, run_grpclb,
+    Backend, assert_accounted, backends, bench_report, code, ipv4_target, json, requests_by_name,
+    run_grpclb,
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -15,25 +16,7 @@ fn headless_round_robin_splits_exactly() {
     let pods = backends("rr", 21, 3);
     let target = ipv4_target(&pods);
     let concurrency = 4;
-    let out = run_grpclb(
-        &[
-            "bench",
-            &target,
-            "--lb",
-            "round_robin",
-            "-n",
-            "3000",
-            "-c",
-            "4",
-            "-o",
-            "json",
-            "-q",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let report = json(&out);
-    assert_accounted(&report);
+    let report = bench_report(&[&target, "--lb", "round_robin", "-n", "3000", "-c", "4"]);
     assert_eq!(report["requests"], 3000);
     assert_eq!(report["errors"], 0);
     let counts = requests_by_name(&report);
@@ -55,40 +38,13 @@ fn every_policy_reaches_every_endpoint_and_accounts_for_every_call() {
     let pods = backends("pol", 31, 3);
     let target = ipv4_target(&pods);
     for policy in ["round_robin", "random", "least_request"] {
-        let out = run_grpclb(
-            &[
-                "bench", &target, "--lb", policy, "-n", "1500", "-c", "6", "-o", "json", "-q",
-            ],
-            LIMIT,
-        );
-        assert_eq!(
-            code(&out),
-            0,
-            "{policy}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report = json(&out);
-        assert_accounted(&report);
+        let report = bench_report(&[&target, "--lb", policy, "-n", "1500", "-c", "6"]);
         assert_eq!(report["policy"], policy);
         for (name, n) in requests_by_name(&report) {
             assert!(n > 200, "{policy}: {name} got only {n} of 1500");
         }
     }
-    let out = run_grpclb(
-        &[
-            "bench",
-            &target,
-            "--lb",
-            "pick_first",
-            "-n",
-            "500",
-            "-o",
-            "json",
-            "-q",
-        ],
-        LIMIT,
-    );
-    let report = json(&out);
+    let report = bench_report(&[&target, "--lb", "pick_first", "-n", "500"]);
     let served: Vec<_> = requests_by_name(&report)
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -134,24 +90,16 @@ fn assert_even_fails_pick_first_naming_the_idle_pods_and_passes_round_robin() {
 #[test]
 fn echo_call_with_payload_is_attributed_and_timed() {
     let pods = backends("echo", 51, 2);
-    let out = run_grpclb(
-        &[
-            "bench",
-            &ipv4_target(&pods),
-            "--call",
-            "echo",
-            "--payload-bytes",
-            "512",
-            "-n",
-            "400",
-            "-o",
-            "json",
-            "-q",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let report = json(&out);
+    let target = ipv4_target(&pods);
+    let report = bench_report(&[
+        &target,
+        "--call",
+        "echo",
+        "--payload-bytes",
+        "512",
+        "-n",
+        "400",
+    ]);
     assert_eq!(report["call"], "grpclb.v1.Echo/Echo");
     for row in report["endpoints"].as_array().expect("rows") {
         assert_eq!(row["requests"], 200, "{row}");
@@ -221,25 +169,7 @@ fn killed_backend_yields_errors_on_that_endpoint_only() {
 #[test]
 fn open_loop_rate_is_held_and_latency_counts_from_intended_start() {
     let pods = backends("rate", 71, 2);
-    let out = run_grpclb(
-        &[
-            "bench",
-            &ipv4_target(&pods),
-            "--rate",
-            "200",
-            "-z",
-            "2s",
-            "-c",
-            "4",
-            "-o",
-            "json",
-            "-q",
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let report = json(&out);
-    assert_accounted(&report);
+    let report = bench_report(&[&ipv4_target(&pods), "--rate", "200", "-z", "2s", "-c", "4"]);
     // 200/s for 2 s: exactly 400 slots are scheduled.
     assert_eq!(report["requests"], 400, "{report}");
 }

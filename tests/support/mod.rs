@@ -236,3 +236,21 @@ pub fn requests_by_name(report: &serde_json::Value) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// Runs `grpclb bench ARGS… -o json -q`, expects exit 0, checks the
+/// accounting invariants and returns the report.
+pub fn bench_report(args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["bench"];
+    full.extend_from_slice(args);
+    full.extend(["-o", "json", "-q"]);
+    let out = run_grpclb(&full, Duration::from_secs(90));
+    assert_eq!(
+        code(&out),
+        0,
+        "{full:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    assert_accounted(&report);
+    report
+}
