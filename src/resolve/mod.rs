@@ -226,9 +226,12 @@ where
 pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
     match target {
         Target::Static { addresses } => static_list::start(addresses.clone()).await,
-        Target::HostPort { host, port } => {
+        // An IP is one endpoint; a name resolves through DNS, as gRPC's
+        // default `dns:` scheme does (a headless Service name gives every pod).
+        Target::HostPort { host, port } if host.parse::<std::net::IpAddr>().is_ok() => {
             static_list::start(vec![crate::target::join_host_port(host, *port)]).await
         }
+        Target::HostPort { host, port } => dns::start(None, host, *port, options).await,
         Target::Kubernetes {
             namespace,
             service,
