@@ -906,6 +906,17 @@ async fn service_address_uses_the_service_port() {
             .expect("a number needs no lookup"),
         "echo.default.svc.cluster.local:50051"
     );
+    let custom = resolve::ResolveOptions {
+        cluster_domain: "corp.example.".into(),
+        ..options.clone()
+    };
+    let target = Target::parse("echo.default:50051").expect("valid");
+    assert_eq!(
+        resolve::service_address(&target, &custom)
+            .await
+            .expect("custom domain"),
+        "echo.default.svc.corp.example:50051"
+    );
 }
 
 /// 250 in-process `grpclb serve` backends on 127.0.1.1–250, all on one

@@ -17,6 +17,9 @@ pub struct DiscoveryArgs {
     /// Kubernetes: the kubeconfig context to use instead of its current context.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// Kubernetes: the cluster's DNS domain; clusterip mode dials svc.ns.svc.<domain>:port.
+    #[arg(long, value_name = "DOMAIN", default_value = crate::resolve::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
     /// How often DNS targets are re-resolved (0 resolves once).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub dns_refresh: Duration,
@@ -33,6 +36,7 @@ impl DiscoveryArgs {
             include_terminating: self.include_terminating,
             kubeconfig: self.kubeconfig.clone(),
             kube_context: self.context.clone(),
+            cluster_domain: self.cluster_domain.clone(),
             ..ResolveOptions::default()
         }
     }

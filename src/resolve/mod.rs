@@ -102,9 +102,14 @@ pub struct ResolveOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Kubernetes: the kubeconfig context to use instead of its current context.
     pub kube_context: Option<String>,
+    /// Kubernetes: the cluster's DNS domain, for the Service name clusterip mode dials.
+    pub cluster_domain: String,
     /// How to reach etcd (credentials, TLS, reconnect backoff).
     pub etcd: etcd::EtcdOptions,
 }
+
+/// The DNS domain of most clusters (kubelet's `--cluster-domain` default).
+pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
 impl Default for ResolveOptions {
     fn default() -> Self {
@@ -113,6 +118,7 @@ impl Default for ResolveOptions {
             include_terminating: false,
             kubeconfig: None,
             kube_context: None,
+            cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
             etcd: etcd::EtcdOptions::default(),
         }
     }
@@ -245,7 +251,7 @@ pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resoluti
 }
 
 /// The address an ordinary client dials for `target`'s Service: for a
-/// Kubernetes target, `svc.ns.svc.cluster.local:port` with the Service's port
+/// Kubernetes target, `svc.ns.svc.<cluster domain>:port` with the Service's port
 /// number (looked up when the target names the port); the one address of
 /// any other single-address target.
 pub async fn service_address(

@@ -45,7 +45,8 @@ pub async fn start(
 }
 
 /// The cluster DNS name and Service port an ordinary client in the cluster
-/// dials: `svc.ns.svc.cluster.local:port`.
+/// dials: `svc.ns.svc.<cluster domain>:port` (`cluster.local` unless
+/// `--cluster-domain` says otherwise).
 ///
 /// A port number that is one of the Service's ports is used as is; a pods'
 /// port number is mapped to the Service port that targets it; a port name
@@ -57,7 +58,8 @@ pub async fn service_address(
     port: Option<PortRef>,
     options: &ResolveOptions,
 ) -> Result<String, ResolveError> {
-    let host = format!("{service}.{namespace}.svc.cluster.local");
+    let domain = options.cluster_domain.trim_matches('.');
+    let host = format!("{service}.{namespace}.svc.{domain}");
     let connection = config::connect(options).await?;
     let api: Api<Service> = Api::namespaced(connection.client.clone(), namespace);
     let found = match api.get(service).await {
