@@ -289,7 +289,7 @@ async fn measured(
     quiet: bool,
 ) -> (crate::record::Recorder, f64) {
     let live = Arc::new(Live::default());
-    let progress = Progress::start(label, load.stop, Arc::clone(&live), quiet);
+    let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
     let result = drive(pool, load.clone(), attribution, live).await;
     if let Some(progress) = progress {
         progress.finish();
