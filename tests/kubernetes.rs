@@ -19,6 +19,24 @@ use kube_api::{Conditions, FakeApi, endpoint, endpoint_with, slice};
 /// The longest any single expected event may take.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Pod `i` of Service `echo`: 10.0.0.i, named echo-i, on node-a in zone-1.
+fn pod(i: u8) -> k8s_openapi::api::discovery::v1::Endpoint {
+    endpoint(
+        &format!("10.0.0.{i}"),
+        &format!("echo-{i}"),
+        "node-a",
+        "zone-1",
+    )
+}
+
+/// A slice of Service `echo` with its one port, `grpc` 50051.
+fn echo_slice(
+    name: &str,
+    pods: Vec<k8s_openapi::api::discovery::v1::Endpoint>,
+) -> k8s_openapi::api::discovery::v1::EndpointSlice {
+    slice(name, "echo", &[("grpc", 50051)], pods)
+}
+
 fn options(api: &FakeApi) -> ResolveOptions {
     ResolveOptions {
         kubeconfig: Some(api.kubeconfig()),
@@ -182,34 +200,14 @@ async fn deleted_slice_takes_its_endpoints_with_it() {
 async fn address_moving_between_slices_is_counted_once() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| {
-        endpoint(
-            &format!("10.0.0.{i}"),
-            &format!("echo-{i}"),
-            "node-a",
-            "zone-1",
-        )
-    };
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
-    );
-    api.put_slice(
-        "default",
-        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3)]),
-    );
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1), pod(2)]));
+    api.put_slice("default", echo_slice("echo-b", vec![pod(3)]));
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert_eq!(resolution.initial.len(), 3);
 
     // The controller adds pod 2 to echo-b before removing it from echo-a.
-    api.put_slice(
-        "default",
-        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(3), pod(2)]),
-    );
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
-    );
+    api.put_slice("default", echo_slice("echo-b", vec![pod(3), pod(2)]));
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1)]));
     let mut notices = Vec::new();
     let always = |set: &[Endpoint]| {
         assert_unique(set);
@@ -309,22 +307,8 @@ async fn endpoint_turns_not_ready_then_terminating() {
 async fn expired_watch_relists_and_sees_what_it_missed() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| {
-        endpoint(
-            &format!("10.0.0.{i}"),
-            &format!("echo-{i}"),
-            "node-a",
-            "zone-1",
-        )
-    };
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
-    );
-    api.put_slice(
-        "default",
-        slice("echo-b", "echo", &[("grpc", 50051)], vec![pod(2)]),
-    );
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1)]));
+    api.put_slice("default", echo_slice("echo-b", vec![pod(2)]));
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     assert_eq!(resolution.initial.len(), 2);
 
@@ -332,10 +316,7 @@ async fn expired_watch_relists_and_sees_what_it_missed() {
     // history that would have told the client is compacted away.
     api.expire_watches(|cluster| {
         cluster.delete_slice("default", "echo-b");
-        cluster.put_slice(
-            "default",
-            slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3)]),
-        );
+        cluster.put_slice("default", echo_slice("echo-c", vec![pod(3)]));
     });
     let mut notices = Vec::new();
     let set = next_set(&mut resolution, &mut notices).await;
@@ -354,10 +335,7 @@ async fn expired_watch_relists_and_sees_what_it_missed() {
     assert_eq!(lists, 2, "listed again after 410: {:?}", api.requests());
 
     // And the new watch works.
-    api.put_slice(
-        "default",
-        slice("echo-c", "echo", &[("grpc", 50051)], vec![pod(3), pod(4)]),
-    );
+    api.put_slice("default", echo_slice("echo-c", vec![pod(3), pod(4)]));
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(set.len(), 3);
 }
@@ -366,18 +344,7 @@ async fn expired_watch_relists_and_sees_what_it_missed() {
 async fn dropped_watch_resumes_after_bookmarks_without_relisting() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| {
-        endpoint(
-            &format!("10.0.0.{i}"),
-            &format!("echo-{i}"),
-            "node-a",
-            "zone-1",
-        )
-    };
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1)]),
-    );
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1)]));
     let mut resolution = resolve(&api, "echo.default:grpc").await.expect("resolves");
     wait_for_watch(&api).await;
     // Changes the client does not watch move the cluster's resourceVersion on;
@@ -396,10 +363,7 @@ async fn dropped_watch_resumes_after_bookmarks_without_relisting() {
             && rewatch.ends_with(&format!("resourceVersion={bookmarked}")),
         "resumes from the bookmark: {rewatch}"
     );
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
-    );
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1), pod(2)]));
     let mut notices = Vec::new();
     let set = next_set(&mut resolution, &mut notices).await;
     assert_eq!(set.len(), 2);
@@ -663,18 +627,7 @@ fn args(list: &[&str]) -> Vec<String> {
 async fn resolve_command_prints_json_and_watches_changes() {
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
-    let pod = |i: u8| {
-        endpoint(
-            &format!("10.0.0.{i}"),
-            &format!("echo-{i}"),
-            "node-a",
-            "zone-1",
-        )
-    };
-    api.put_slice(
-        "default",
-        slice("echo-a", "echo", &[("grpc", 50051)], vec![pod(1), pod(2)]),
-    );
+    api.put_slice("default", echo_slice("echo-a", vec![pod(1), pod(2)]));
     let kubeconfig = api.kubeconfig().display().to_string();
 
     let output = grpclb(
