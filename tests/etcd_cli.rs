@@ -125,9 +125,8 @@ fn changed(report: &serde_json::Value, field: &str, address: &str) -> bool {
         })
 }
 
-#[test]
-fn register_holds_the_key_and_revokes_it_on_sigterm() {
-    let server = EtcdServer::start();
+/// `grpclb register` of 127.0.0.2:9000 under /grpclb/echo with a TTL.
+fn register_command(server: &EtcdServer, ttl: &str) -> Command {
     let mut command = Command::new(grpclb_bin());
     command.args([
         "register",
@@ -135,8 +134,15 @@ fn register_holds_the_key_and_revokes_it_on_sigterm() {
         "--address",
         "127.0.0.2:9000",
         "--ttl",
-        "30",
+        ttl,
     ]);
+    command
+}
+
+#[test]
+fn register_holds_the_key_and_revokes_it_on_sigterm() {
+    let server = EtcdServer::start();
+    let command = register_command(&server, "30");
     let (mut process, line) = spawn_until_line(command, "registered", START_LIMIT);
     assert!(line.contains("/grpclb/echo/127.0.0.2:9000"), "{line}");
     assert_eq!(keys(&server), ["/grpclb/echo/127.0.0.2:9000"]);
@@ -152,15 +158,7 @@ fn register_holds_the_key_and_revokes_it_on_sigterm() {
 #[test]
 fn register_killed_with_sigkill_disappears_after_its_ttl() {
     let server = EtcdServer::start();
-    let mut command = Command::new(grpclb_bin());
-    command.args([
-        "register",
-        &server.target("/grpclb/echo"),
-        "--address",
-        "127.0.0.2:9000",
-        "--ttl",
-        "3",
-    ]);
+    let command = register_command(&server, "3");
     let (mut process, _) = spawn_until_line(command, "registered", START_LIMIT);
     // Kept alive past its TTL while the process lives.
     thread::sleep(Duration::from_secs(4));
