@@ -199,42 +199,9 @@ async fn resolve_command_shows_ttl_and_watches_record_changes() {
     assert!(stdout.contains("1 added, 1 removed, 0 changed"), "{stdout}");
 }
 
-/// In-process `grpclb serve` backends on 127.0.2.1..=count, one shared port.
-async fn backends(count: u8) -> u16 {
-    'attempt: for _ in 0..5 {
-        let first = grpclb::serve::bind("127.0.2.1:0".parse().expect("address"))
-            .await
-            .expect("bind");
-        let port = first.local_addr().expect("local address").port();
-        let mut listeners = vec![first];
-        for i in 2..=count {
-            match grpclb::serve::bind(format!("127.0.2.{i}:{port}").parse().expect("address")).await
-            {
-                Ok(listener) => listeners.push(listener),
-                Err(_) => continue 'attempt,
-            }
-        }
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let identity = grpclb::serve::Identity {
-                name: format!("echo-{}", i + 1),
-                pod_ip: format!("127.0.2.{}", i + 1),
-                node: "node-a".into(),
-                zone: String::new(),
-            };
-            tokio::spawn(grpclb::serve::serve(
-                listener,
-                identity,
-                std::future::pending(),
-            ));
-        }
-        return port;
-    }
-    panic!("no port free on 127.0.2.1-{count} in 5 tries");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_finds_a_pod_added_mid_run_through_dns_refresh() {
-    let port = backends(3).await;
+    let port = support::in_process_pods("127.0.2", 3, |i| format!("echo-{}", i + 1)).await;
     let dns = Dnsmasq::start(&[
         ("127.0.2.1", "echo-headless.test"),
         ("127.0.2.2", "echo-headless.test"),

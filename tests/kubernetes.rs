@@ -872,43 +872,9 @@ async fn service_address_uses_the_service_port() {
     );
 }
 
-/// 250 in-process `grpclb serve` backends on 127.0.1.1–250, all on one
-/// port (as pods share a container port); returns that port.
-async fn backends_250() -> u16 {
-    'attempt: for _ in 0..5 {
-        let first = grpclb::serve::bind("127.0.1.1:0".parse().expect("address"))
-            .await
-            .expect("bind");
-        let port = first.local_addr().expect("local address").port();
-        let mut listeners = vec![first];
-        for i in 2..=250u32 {
-            match grpclb::serve::bind(format!("127.0.1.{i}:{port}").parse().expect("address")).await
-            {
-                Ok(listener) => listeners.push(listener),
-                Err(_) => continue 'attempt,
-            }
-        }
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let identity = grpclb::serve::Identity {
-                name: format!("echo-{i:03}"),
-                pod_ip: format!("127.0.1.{}", i + 1),
-                node: "node-a".into(),
-                zone: "zone-1".into(),
-            };
-            tokio::spawn(grpclb::serve::serve(
-                listener,
-                identity,
-                std::future::pending(),
-            ));
-        }
-        return port;
-    }
-    panic!("no port free on all of 127.0.1.1-250 in 5 tries");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_headless_hits_all_250_pods() {
-    let port = backends_250().await;
+    let port = support::in_process_pods("127.0.1", 250, |i| format!("echo-{i:03}")).await;
     let api = FakeApi::start().await;
     api.put_service("default", "echo", &[("grpc", 50051)]);
     for (index, (first, count)) in [(0u32, 100u32), (100, 100), (200, 50)]

@@ -254,3 +254,38 @@ pub fn bench_report(args: &[&str]) -> serde_json::Value {
     assert_accounted(&report);
     report
 }
+
+/// Starts `count` in-process `grpclb serve` pods on `{network}.1` …
+/// `{network}.{count}`, all on one port as pods share a container port, named
+/// by `name(index)`; returns the port. Retries when another test holds it.
+pub async fn in_process_pods(network: &str, count: u32, name: impl Fn(usize) -> String) -> u16 {
+    'attempt: for _ in 0..5 {
+        let first = grpclb::serve::bind(format!("{network}.1:0").parse().expect("address"))
+            .await
+            .expect("bind");
+        let port = first.local_addr().expect("local address").port();
+        let mut listeners = vec![first];
+        for i in 2..=count {
+            let address = format!("{network}.{i}:{port}").parse().expect("address");
+            match grpclb::serve::bind(address).await {
+                Ok(listener) => listeners.push(listener),
+                Err(_) => continue 'attempt,
+            }
+        }
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let identity = grpclb::serve::Identity {
+                name: name(i),
+                pod_ip: format!("{network}.{}", i + 1),
+                node: "node-a".into(),
+                zone: "zone-1".into(),
+            };
+            tokio::spawn(grpclb::serve::serve(
+                listener,
+                identity,
+                std::future::pending(),
+            ));
+        }
+        return port;
+    }
+    panic!("no port free on all of {network}.1-{count} in 5 tries");
+}
