@@ -108,6 +108,16 @@ impl Target {
         parse_bare(trimmed).map_err(|(p, ex)| fail(p, ex))
     }
 
+    /// The one address this target names, when it names exactly one
+    /// (`host:port`, or a one-address list): what clusterip mode dials.
+    pub fn single_address(&self) -> Option<String> {
+        match self {
+            Target::HostPort { host, port } => Some(join_host_port(host, *port)),
+            Target::Static { addresses } if addresses.len() == 1 => Some(addresses[0].clone()),
+            _ => None,
+        }
+    }
+
     /// The short name of the resolver source this target uses.
     pub fn scheme(&self) -> &'static str {
         match self {

@@ -371,12 +371,10 @@ impl BenchArgs {
 
 /// The single address a clusterip run dials.
 fn clusterip_address(target: &Target, flag: &str) -> Result<String, Failure> {
-    match target {
-        Target::HostPort { host, port } => Ok(crate::target::join_host_port(host, *port)),
-        Target::Static { addresses } if addresses.len() == 1 => Ok(addresses[0].clone()),
-        other => Err(Failure::Usage(format!(
-            "clusterip mode dials one address, but {flag} is {other}; \
+    target.single_address().ok_or_else(|| {
+        Failure::Usage(format!(
+            "clusterip mode dials one address, but {flag} is {target}; \
              give the Service address (host:port), e.g. --clusterip-target 10.96.0.20:50051"
-        ))),
-    }
+        ))
+    })
 }

@@ -12,7 +12,7 @@ use crate::pool::{ChannelSettings, Pool};
 use crate::progress::Progress;
 use crate::record::{EndpointKey, Live};
 use crate::report::{ChangeReport, Report, RunInfo, comparison_table, conclusion, render};
-use crate::resolve::{self, Endpoint, Resolution, Update};
+use crate::resolve::{self, Resolution, Update};
 use crate::verdict::{Assertions, Balancing, NOT_JUDGED, Settle, judge};
 
 /// Runs every mode of the plan and returns one report per mode.
@@ -23,40 +23,30 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     } else {
         None
     };
-    let balanced: Vec<Endpoint> = resolution
-        .as_ref()
-        .map(|r| {
-            r.initial
-                .iter()
-                .filter(|e| e.balanced_onto(plan.resolve.include_terminating))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    if plan.pods_known && balanced.is_empty() {
+    // The pods' pool is dialled once: asked who each pod is, then balanced
+    // over by the headless run.
+    let pool = Arc::new(Pool::new(
+        plan.policy.picker(),
+        settings.clone(),
+        plan.resolve.include_terminating,
+    ));
+    let problems = match &resolution {
+        Some(resolution) => pool.apply(&resolution.initial).1,
+        None => Vec::new(),
+    };
+    if plan.pods_known && pool.members().is_empty() {
+        let why = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", problems.join("; "))
+        };
         return Err(Failure::CannotRun(format!(
-            "{} resolved to no ready endpoints; check that the pods are running and ready \
+            "{} resolved to no ready endpoints{why}; check that the pods are running and ready \
              (grpclb resolve {} shows what was found)",
             plan.target, plan.target
         )));
     }
-    let identities = identify(
-        &balanced,
-        &plan.load.call,
-        &plan.load.identity_header,
-        &settings,
-    )
-    .await;
-    let known: Vec<EndpointKey> = balanced
-        .iter()
-        .map(|e| EndpointKey {
-            name: identities
-                .get(&e.address)
-                .cloned()
-                .unwrap_or_else(|| e.label().to_string()),
-            address: e.address.clone(),
-        })
-        .collect();
+    let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
     let judged_alone = plan.runs.len() == 1;
     let mut reports = Vec::new();
     for run in &plan.runs {
@@ -74,7 +64,14 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
-                run_headless(plan, resolution, &identities, &settings, judged).await
+                run_headless(
+                    plan,
+                    resolution,
+                    Arc::clone(&pool),
+                    problems.clone(),
+                    judged,
+                )
+                .await
             }
         };
         reports.push(report);
@@ -192,53 +189,34 @@ async fn run_clusterip(
 async fn run_headless(
     plan: &BenchPlan,
     mut resolution: Resolution,
-    identities: &HashMap<String, String>,
-    settings: &ChannelSettings,
+    pool: Arc<Pool>,
+    notices: Vec<String>,
     judged: bool,
 ) -> Report {
-    let pool = Arc::new(Pool::new(
-        plan.policy.picker(),
-        settings.clone(),
-        plan.resolve.include_terminating,
-    ));
-    let (_, problems) = pool.apply(&resolution.initial);
-    let notices: Vec<String> = problems;
-    for member in pool.members().iter() {
-        if let Some(identity) = identities.get(&member.endpoint().address) {
-            member.saw_identity(identity);
-        }
-    }
-    let changes: Arc<Mutex<Vec<ChangeReport>>> = Arc::default();
-    let followed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let followed: Arc<Mutex<Followed>> = Arc::default();
     let measure_start = Instant::now() + plan.load.warmup;
     let follower = {
         let pool = Arc::clone(&pool);
-        let changes = Arc::clone(&changes);
         let followed = Arc::clone(&followed);
         tokio::spawn(async move {
             while let Some(update) = resolution.updates.recv().await {
                 let at_s = signed_seconds_since(measure_start);
+                let Ok(mut followed) = followed.lock() else {
+                    return;
+                };
                 match update {
                     Update::Reset(set) => {
                         let (change, problems) = pool.apply(&set);
-                        if !change.is_empty()
-                            && let Ok(mut changes) = changes.lock()
-                        {
-                            changes.push(ChangeReport {
+                        if !change.is_empty() {
+                            followed.changes.push(ChangeReport {
                                 at_s: (at_s * 1000.0).round() / 1000.0,
                                 added: change.added,
                                 removed: change.removed,
                             });
                         }
-                        if let Ok(mut followed) = followed.lock() {
-                            followed.extend(problems);
-                        }
+                        followed.notices.extend(problems);
                     }
-                    Update::Notice(notice) => {
-                        if let Ok(mut followed) = followed.lock() {
-                            followed.push(notice);
-                        }
-                    }
+                    Update::Notice(notice) => followed.notices.push(notice),
                 }
             }
         })
@@ -261,9 +239,10 @@ async fn run_headless(
                 address: m.endpoint().address.clone(),
             })
             .collect();
-        let changes = changes.lock().map(|c| c.clone()).unwrap_or_default();
+        let followed = followed.lock().map(|f| f.clone()).unwrap_or_default();
+        let changes = followed.changes;
         let mut notices = notices.clone();
-        notices.extend(followed.lock().map(|f| f.clone()).unwrap_or_default());
+        notices.extend(followed.notices);
         let info = RunInfo {
             mode: "headless".into(),
             policy: plan.policy.name().into(),
@@ -277,6 +256,14 @@ async fn run_headless(
     .await;
     follower.abort();
     report
+}
+
+/// What the headless run saw from the resolver while it ran.
+#[derive(Debug, Clone, Default)]
+struct Followed {
+    changes: Vec<ChangeReport>,
+    /// Resolver notices and endpoints that could not be dialled.
+    notices: Vec<String>,
 }
 
 /// Drives the load with a live progress view; returns the record and the

@@ -264,11 +264,11 @@ pub async fn service_address(
             service,
             port,
         } => kubernetes::service_address(namespace, service, port.clone(), options).await,
-        Target::HostPort { host, port } => Ok(crate::target::join_host_port(host, *port)),
-        Target::Static { addresses } if addresses.len() == 1 => Ok(addresses[0].clone()),
-        other => Err(ResolveError::Unsupported(format!(
-            "{other} has no single Service address to dial; give one with --clusterip-target host:port"
-        ))),
+        other => other.single_address().ok_or_else(|| {
+            ResolveError::Unsupported(format!(
+                "{other} has no single Service address to dial; give one with --clusterip-target host:port"
+            ))
+        }),
     }
 }
 
