@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod load;
+pub mod method;
 pub mod pick;
 pub mod pool;
 pub mod progress;

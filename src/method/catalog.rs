@@ -1,0 +1,214 @@
+//! `grpclb list` and `grpclb describe`: the services a source describes,
+//! and the shape of one service, method or message, as views to print.
+
+use prost_reflect::DescriptorPool;
+use serde::Serialize;
+
+use super::name::{MethodName, find_method};
+use super::reflection::ReflectionClient;
+use super::shape::{MessageShape, MethodShape, ServiceShape, messages_reachable};
+use super::{DescriptorSource, MethodError};
+
+/// Descriptors from one source, with the services it names.
+pub struct Catalog {
+    /// Where the descriptors came from, for messages and the printed views.
+    pub origin: String,
+    pool: DescriptorPool,
+    /// Services in the order the source names them.
+    services: Vec<String>,
+    /// Services the server names but could not describe, with why.
+    undescribed: Vec<String>,
+}
+
+/// Every service and its methods.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub source: String,
+    pub services: Vec<ServiceShape>,
+    /// Services the server lists but whose descriptors it did not give.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub undescribed: Vec<String>,
+}
+
+/// One service, method or message, with every message type it uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct Description {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceShape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<MethodShape>,
+    pub messages: Vec<MessageShape>,
+}
+
+impl Catalog {
+    /// Reads the descriptors of `source`. For reflection, `only` limits what is
+    /// fetched to one symbol (a service or message) and its imports; `addresses`
+    /// are tried in order until one answers.
+    pub async fn load(
+        source: &DescriptorSource,
+        addresses: &[String],
+        only: Option<&str>,
+    ) -> Result<Catalog, MethodError> {
+        if let Some(files) = source.load_files() {
+            let pool = files?;
+            let services = pool.services().map(|s| s.full_name().to_string()).collect();
+            return Ok(Catalog {
+                origin: source.describe(),
+                pool,
+                services,
+                undescribed: Vec::new(),
+            });
+        }
+        let client = ReflectionClient::connect(addresses).await?;
+        let mut wanted = match only {
+            Some(symbol) => vec![symbol.to_string()],
+            None => client.services().await?,
+        };
+        let listed = wanted.clone();
+        let mut undescribed = Vec::new();
+        // A server may list a service it cannot describe: leave it out, say so.
+        let pool = loop {
+            match client.descriptors(&wanted).await {
+                Ok(pool) => break pool,
+                Err(MethodError::UnknownService { service, .. })
+                    if only.is_none() && wanted.contains(&service) =>
+                {
+                    wanted.retain(|s| *s != service);
+                    undescribed.push(format!("{service}: the server did not give its descriptor"));
+                }
+                Err(other) => return Err(other),
+            }
+        };
+        let services = match only {
+            Some(_) => pool.services().map(|s| s.full_name().to_string()).collect(),
+            None => listed.into_iter().filter(|s| wanted.contains(s)).collect(),
+        };
+        Ok(Catalog {
+            origin: client.origin(),
+            pool,
+            services,
+            undescribed,
+        })
+    }
+
+    /// The descriptors, for finding a method to call.
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.pool
+    }
+
+    /// Every service with its methods.
+    pub fn listing(&self) -> Listing {
+        Listing {
+            source: self.origin.clone(),
+            services: self
+                .services
+                .iter()
+                .filter_map(|name| self.pool.get_service_by_name(name))
+                .map(|s| ServiceShape::of(&s))
+                .collect(),
+            undescribed: self.undescribed.clone(),
+        }
+    }
+
+    /// `pkg.Service`, `pkg.Service/Method` or `pkg.Message` with the messages it uses.
+    pub fn describe(&self, symbol: &str) -> Result<Description, MethodError> {
+        let source = self.origin.clone();
+        if symbol.contains('/') {
+            let name: MethodName = symbol.parse()?;
+            let method = find_method(&self.pool, &name, &self.origin)?;
+            return Ok(Description {
+                source,
+                service: None,
+                method: Some(MethodShape::of(&method)),
+                messages: messages_reachable(&[method.input(), method.output()]),
+            });
+        }
+        if let Some(service) = self.pool.get_service_by_name(symbol) {
+            let roots: Vec<_> = service
+                .methods()
+                .flat_map(|m| [m.input(), m.output()])
+                .collect();
+            return Ok(Description {
+                source,
+                service: Some(ServiceShape::of(&service)),
+                method: None,
+                messages: messages_reachable(&roots),
+            });
+        }
+        if let Some(message) = self.pool.get_message_by_name(symbol) {
+            return Ok(Description {
+                source,
+                service: None,
+                method: None,
+                messages: messages_reachable(&[message]),
+            });
+        }
+        Err(MethodError::UnknownService {
+            service: symbol.to_string(),
+            known: self
+                .pool
+                .services()
+                .map(|s| s.full_name().to_string())
+                .collect(),
+            origin: self.origin.clone(),
+        })
+    }
+}
+
+/// The symbol reflection is asked for to describe `symbol`: a method's service.
+pub fn reflection_symbol(symbol: &str) -> &str {
+    symbol
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or(symbol)
+}
+
+impl Listing {
+    /// Services and their methods in proto syntax.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for service in &self.services {
+            out.push_str(&format!("{}\n", service.name));
+            for method in &service.methods {
+                out.push_str(&format!("  {}\n", method.text()));
+            }
+        }
+        for missing in &self.undescribed {
+            out.push_str(&format!("(not described) {missing}\n"));
+        }
+        out.push_str(&format!("(from {})", self.source));
+        out
+    }
+}
+
+impl Description {
+    /// The service or method, then each message, in proto syntax.
+    pub fn text(&self) -> String {
+        let mut blocks = Vec::new();
+        if let Some(service) = &self.service {
+            let methods: Vec<String> = service
+                .methods
+                .iter()
+                .map(|m| format!("  {}", m.text()))
+                .collect();
+            blocks.push(format!(
+                "service {} {{\n{}\n}}",
+                service.name,
+                methods.join("\n")
+            ));
+        }
+        if let Some(method) = &self.method {
+            blocks.push(format!(
+                "{} is {}:\n  {}",
+                method.name,
+                method.kind,
+                method.text()
+            ));
+        }
+        blocks.extend(self.messages.iter().map(MessageShape::text));
+        blocks.push(format!("(from {})", self.source));
+        blocks.join("\n\n")
+    }
+}
