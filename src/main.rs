@@ -31,6 +31,8 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             commands::serve::run(args.plan()?).await?;
             Ok(0)
         }
+        Command::List(args) => grpclb::cli::discover(args.plan()?).await,
+        Command::Describe(args) => grpclb::cli::discover(args.plan()?).await,
         Command::Register(args) => {
             commands::register::run(args.plan()?).await?;
             Ok(0)

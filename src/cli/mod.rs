@@ -6,6 +6,7 @@ mod demo;
 mod discovery;
 mod etcd;
 mod failure;
+mod method;
 mod register;
 mod resolve;
 mod serve;
@@ -17,6 +18,9 @@ pub use demo::{DemoArgs, DemoPlan};
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
 pub use failure::Failure;
+pub use method::{
+    DescribeArgs, DescriptorArgs, DiscoverPlan, ListArgs, MethodArgs, discover, parse_call,
+};
 pub use register::{RegisterArgs, RegisterPlan, ServeRegisterArgs};
 pub use resolve::{ResolveArgs, ResolvePlan};
 pub use serve::{ServeArgs, ServePlan};
@@ -42,6 +46,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// List the services and methods a server offers (server reflection) or .proto files describe.
+    List(ListArgs),
+    /// Show a service, method or message and the shape of its messages.
+    Describe(DescribeArgs),
 }
 
 /// How results are printed.

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::cli::RunMode;
 use crate::cli::{BenchPlan, Failure, Output};
-use crate::load::{Attribution, LoadPlan, drive, identify};
+use crate::load::{Attribution, CallKind, LoadPlan, RawCall, drive, identify};
+use crate::method::ResponseSamples;
 use crate::pick::RoundRobin;
 use crate::pool::{ChannelSettings, Pool};
 use crate::progress::Progress;
@@ -46,6 +47,8 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             plan.target, plan.target
         )));
     }
+    let (prepared, samples) = prepare_method(plan, &pool).await?;
+    let plan = prepared.as_ref().unwrap_or(plan);
     let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
     let judged_alone = plan.runs.len() == 1;
     let mut reports = Vec::new();
@@ -76,7 +79,42 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         };
         reports.push(report);
     }
+    if let Some(samples) = samples {
+        eprintln!("{}", samples.render());
+    }
     Ok(reports)
+}
+
+/// Describes a method named with `--call` and encodes its requests once,
+/// asking reflection on the pods (or the Service address); returns the plan
+/// that sends it, and the responses kept for `--print-responses`.
+async fn prepare_method(
+    plan: &BenchPlan,
+    pool: &Pool,
+) -> Result<(Option<BenchPlan>, Option<Arc<ResponseSamples>>), Failure> {
+    let Some(spec) = &plan.method else {
+        return Ok((None, None));
+    };
+    let mut addresses: Vec<String> = pool
+        .members()
+        .iter()
+        .map(|m| m.endpoint().address.clone())
+        .collect();
+    addresses.extend(plan.runs.iter().filter_map(|run| match run {
+        RunMode::ClusterIp { address, .. } => Some(address.clone()),
+        _ => None,
+    }));
+    let call = spec.prepare(&addresses).await?;
+    let samples = (spec.print_responses > 0).then(|| {
+        Arc::new(ResponseSamples::new(
+            spec.print_responses,
+            call.response.clone(),
+        ))
+    });
+    let raw = RawCall::new(call, samples.clone()).map_err(Failure::Usage)?;
+    let mut prepared = plan.clone();
+    prepared.load.call = CallKind::Method(Arc::new(raw));
+    Ok((Some(prepared), samples))
 }
 
 /// How a run balances, for the verdict's model of a fair run.

@@ -8,6 +8,8 @@ use super::name::{MethodName, find_method};
 use super::reflection::ReflectionClient;
 use super::shape::{MessageShape, MethodShape, ServiceShape, messages_reachable};
 use super::{DescriptorSource, MethodError};
+use crate::resolve::ResolveOptions;
+use crate::target::Target;
 
 /// Descriptors from one source, with the services it names.
 pub struct Catalog {
@@ -42,6 +44,23 @@ pub struct Description {
 }
 
 impl Catalog {
+    /// The catalog behind `grpclb list` and `describe`: resolves `target`
+    /// when the descriptors come from the server, then loads them.
+    pub async fn discover(
+        target: Option<&Target>,
+        resolve: &ResolveOptions,
+        source: &DescriptorSource,
+        only: Option<&str>,
+    ) -> Result<Catalog, MethodError> {
+        let mut addresses = Vec::new();
+        if source.needs_server() {
+            let target = target.ok_or(MethodError::NoTarget)?;
+            let resolution = crate::resolve::start(target, resolve).await?;
+            addresses.extend(resolution.initial.iter().map(|e| e.address.clone()));
+        }
+        Catalog::load(source, &addresses, only.map(reflection_symbol)).await
+    }
+
     /// Reads the descriptors of `source`. For reflection, `only` limits what is
     /// fetched to one symbol (a service or message) and its imports; `addresses`
     /// are tried in order until one answers.

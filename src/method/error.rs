@@ -103,6 +103,14 @@ pub enum MethodError {
         .tried.join("; ")
     )]
     Unreachable { tried: Vec<String> },
+    /// The target could not be resolved to endpoints to ask.
+    #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
+    /// Reflection was asked for without a server to ask.
+    #[error(
+        "no TARGET to ask through server reflection; give the server's address, or describe the methods with --proto FILE or --protoset FILE"
+    )]
+    NoTarget,
     /// The reflection service answered with an error or with descriptors that do not fit together.
     #[error(
         "server reflection at {address} failed: {detail}; describe the methods with --proto FILE or --protoset FILE instead"
@@ -127,7 +135,8 @@ impl MethodError {
         match self {
             MethodError::ReflectionDisabled { .. }
             | MethodError::Unreachable { .. }
-            | MethodError::Reflection { .. } => 3,
+            | MethodError::Reflection { .. }
+            | MethodError::Resolve(crate::resolve::ResolveError::Failed(_)) => 3,
             _ => 2,
         }
     }
