@@ -98,7 +98,7 @@ pub enum MethodError {
     ReflectionDisabled { address: String },
     /// No endpoint answered the reflection service.
     #[error(
-        "no endpoint answered to describe the method ({}); check that the servers run and the target is right, \
+        "no endpoint answered server reflection ({}); check that the servers run and the target is right, \
          or describe the methods with --proto FILE or --protoset FILE",
         .tried.join("; ")
     )]

@@ -267,11 +267,14 @@ async fn dial(address: &str) -> Result<Channel, String> {
         .map_err(|e| format!("not a dialable address ({e})"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| match std::error::Error::source(&e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        })
+    endpoint.connect().await.map_err(|e| {
+        // tonic's message is generic ("transport error"); the causes say what happened.
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(inner) = cause {
+            text.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        text
+    })
 }
