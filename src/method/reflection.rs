@@ -272,7 +272,10 @@ async fn dial(address: &str) -> Result<Channel, String> {
         let mut text = e.to_string();
         let mut cause = std::error::Error::source(&e);
         while let Some(inner) = cause {
-            text.push_str(&format!(": {inner}"));
+            let part = inner.to_string();
+            if !text.ends_with(&part) {
+                text.push_str(&format!(": {part}"));
+            }
             cause = inner.source();
         }
         text
