@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::parse_duration;
-use crate::resolve::ResolveOptions;
+use grpclb::resolve::ResolveOptions;
 
 /// Where endpoints come from: cluster access, DNS refresh, conditions.
 #[derive(Debug, Clone, Args)]
@@ -18,7 +18,7 @@ pub struct DiscoveryArgs {
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
     /// Kubernetes: the cluster's DNS domain; clusterip mode dials svc.ns.svc.<domain>:port.
-    #[arg(long, value_name = "DOMAIN", default_value = crate::resolve::DEFAULT_CLUSTER_DOMAIN)]
+    #[arg(long, value_name = "DOMAIN", default_value = grpclb::resolve::DEFAULT_CLUSTER_DOMAIN)]
     pub cluster_domain: String,
     /// How often DNS targets are re-resolved (0 resolves once).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
@@ -46,9 +46,10 @@ impl DiscoveryArgs {
 mod tests {
     use clap::Parser;
 
-    use crate::cli::{Cli, Command, RunMode};
+    use crate::cli::{Cli, Command};
+    use grpclb::plan::{BenchPlan, RunMode};
 
-    fn bench_plan(args: &[&str]) -> crate::cli::BenchPlan {
+    fn bench_plan(args: &[&str]) -> BenchPlan {
         let cli = Cli::try_parse_from([&["grpclb", "bench"], args].concat()).expect("parses");
         match cli.command {
             Command::Bench(args) => args.plan().expect("a valid plan"),

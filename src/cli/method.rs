@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{DiscoveryArgs, EtcdArgs, Failure, Output};
-use crate::method::{CallName, Catalog, DescriptorSource, MethodError, MethodSpec, RequestData};
-use crate::resolve::ResolveOptions;
-use crate::target::Target;
+use super::{DiscoveryArgs, EtcdArgs, OutputArg};
+use grpclb::Failure;
+use grpclb::method::{CallName, DescriptorSource, MethodError, MethodSpec, RequestData};
+use grpclb::plan::DiscoverPlan;
+use grpclb::resolve::ResolveOptions;
+use grpclb::target::Target;
 
 /// Where method descriptors come from when not from server reflection.
 #[derive(Debug, Clone, Args)]
@@ -93,15 +95,6 @@ pub fn parse_call(s: &str) -> Result<CallName, String> {
     s.parse().map_err(|e: MethodError| e.to_string())
 }
 
-impl From<MethodError> for Failure {
-    fn from(err: MethodError) -> Self {
-        match err.exit_code() {
-            3 => Failure::CannotRun(err.to_string()),
-            _ => Failure::Usage(err.to_string()),
-        }
-    }
-}
-
 const LIST_EXAMPLES: &str = "Examples:
   grpclb list 127.0.0.1:50051                       # through server reflection
   grpclb list dns:///greeter.default.svc.cluster.local:50051 -o json
@@ -119,7 +112,7 @@ pub struct ListArgs {
     pub descriptors: DescriptorArgs,
     /// Print proto-like text or one JSON document.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
-    pub output: Output,
+    pub output: OutputArg,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
@@ -146,23 +139,11 @@ pub struct DescribeArgs {
     pub descriptors: DescriptorArgs,
     /// Print proto-like text or one JSON document.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
-    pub output: Output,
+    pub output: OutputArg,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub etcd: EtcdArgs,
-}
-
-/// A validated `list` or `describe` invocation.
-#[derive(Debug, Clone)]
-pub struct DiscoverPlan {
-    /// The server asked through reflection (`None` with file sources).
-    pub target: Option<Target>,
-    pub source: DescriptorSource,
-    /// What to describe; `None` lists everything.
-    pub symbol: Option<String>,
-    pub output: Output,
-    pub resolve: ResolveOptions,
 }
 
 impl ListArgs {
@@ -172,7 +153,7 @@ impl ListArgs {
             target: self.target.as_deref().map(Target::parse).transpose()?,
             source: self.descriptors.source(),
             symbol: None,
-            output: self.output,
+            output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
                 ..self.discovery.options()
@@ -199,39 +180,11 @@ impl DescribeArgs {
             target: target.map(Target::parse).transpose()?,
             source: self.descriptors.source(),
             symbol: Some(symbol),
-            output: self.output,
+            output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
                 ..self.discovery.options()
             },
         })
     }
-}
-
-/// Runs `list` or `describe` and prints the result.
-pub async fn discover(plan: DiscoverPlan) -> Result<u8, Failure> {
-    let symbol = plan.symbol.as_deref();
-    let catalog =
-        Catalog::discover(plan.target.as_ref(), &plan.resolve, &plan.source, symbol).await?;
-    let encode = |json: serde_json::Result<String>| {
-        json.map_err(|e| Failure::CannotRun(format!("cannot encode the result: {e}")))
-    };
-    let text = match symbol {
-        None => {
-            let listing = catalog.listing();
-            match plan.output {
-                Output::Json => encode(serde_json::to_string_pretty(&listing))?,
-                Output::Table => listing.text(),
-            }
-        }
-        Some(symbol) => {
-            let description = catalog.describe(symbol)?;
-            match plan.output {
-                Output::Json => encode(serde_json::to_string_pretty(&description))?,
-                Output::Table => description.text(),
-            }
-        }
-    };
-    crate::commands::bench::write_stdout(&text)?;
-    Ok(0)
 }

@@ -22,6 +22,26 @@ pub struct Catalog {
     undescribed: Vec<String>,
 }
 
+/// What `list` or `describe` shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Discovery {
+    /// `list`: every service.
+    Listing(Listing),
+    /// `describe`: one service, method or message.
+    Description(Description),
+}
+
+impl Discovery {
+    /// Proto-like text for people.
+    pub fn text(&self) -> String {
+        match self {
+            Discovery::Listing(listing) => listing.text(),
+            Discovery::Description(description) => description.text(),
+        }
+    }
+}
+
 /// Every service and its methods.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
@@ -114,6 +134,14 @@ impl Catalog {
     /// The descriptors, for finding a method to call.
     pub fn pool(&self) -> &DescriptorPool {
         &self.pool
+    }
+
+    /// The listing (no symbol) or the description of `symbol`.
+    pub fn view(&self, symbol: Option<&str>) -> Result<Discovery, MethodError> {
+        match symbol {
+            None => Ok(Discovery::Listing(self.listing())),
+            Some(symbol) => self.describe(symbol).map(Discovery::Description),
+        }
     }
 
     /// Every service with its methods.

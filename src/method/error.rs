@@ -141,3 +141,12 @@ impl MethodError {
         }
     }
 }
+
+impl From<MethodError> for crate::Failure {
+    fn from(err: MethodError) -> Self {
+        match err.exit_code() {
+            3 => crate::Failure::CannotRun(err.to_string()),
+            _ => crate::Failure::Usage(err.to_string()),
+        }
+    }
+}

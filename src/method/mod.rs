@@ -19,7 +19,7 @@ mod source;
 use bytes::Bytes;
 use prost_reflect::MessageDescriptor;
 
-pub use catalog::{Catalog, Description, Listing, reflection_symbol};
+pub use catalog::{Catalog, Description, Discovery, Listing, reflection_symbol};
 pub use data::RequestData;
 pub use error::MethodError;
 pub use json::{decode_to_json, encode_json};

@@ -1,12 +1,14 @@
 //! Resolvers: turn a [`Target`] into a stream of endpoint sets.
 //!
 //! Every source (static list, Kubernetes EndpointSlices, DNS, etcd) speaks
-//! the same small vocabulary, [`Update`]: *the set is now this* or *this
-//! happened without changing the set*. Consumers (the pool, `grpclb resolve
-//! --watch`) diff consecutive sets with [`diff`]; no source has to.
+//! the same small vocabulary, [`Update`]: *the set is now this* or a typed
+//! [`Notice`] of something that happened without changing the set.
+//! Sources publish a set only when it differs from the last one they sent;
+//! consumers (the pool, `grpclb resolve --watch`) turn consecutive sets into
+//! changes with [`diff`].
 
 mod dns;
-pub mod etcd;
+mod etcd;
 mod kubernetes;
 mod static_list;
 
@@ -75,9 +77,43 @@ impl Endpoint {
 pub enum Update {
     /// The complete set of endpoints now (replaces the previous set).
     Reset(Vec<Endpoint>),
-    /// An event worth reporting that did not change the set by itself:
-    /// reconnected, relisted after an expired watch, a key skipped and why.
-    Notice(String),
+    /// An event worth reporting that did not change the set by itself.
+    Notice(Notice),
+}
+
+/// What a source reports besides sets, by kind, so that consumers can react
+/// to each; `Display` gives the sentence shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A registry entry was left out of the set, and why (an etcd key whose
+    /// value is no usable address).
+    Skipped { key: String, reason: String },
+    /// The set has nothing ready to balance onto, and why (no records, no
+    /// pods match, none ready, NXDOMAIN).
+    NothingReady(String),
+    /// The source cannot reach its backend or read from it (a lost watch, a
+    /// failed refresh); it keeps the last set and retries.
+    SourceError(String),
+    /// The source is back after an outage.
+    Reconnected(String),
+    /// The source read its whole set again (an expired watch, a compacted
+    /// revision).
+    Relisted(String),
+    /// The source stopped for good; the last set stays in force.
+    Stopped(String),
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Skipped { key, reason } => write!(f, "etcd key {key} skipped: {reason}"),
+            Notice::NothingReady(message)
+            | Notice::SourceError(message)
+            | Notice::Reconnected(message)
+            | Notice::Relisted(message)
+            | Notice::Stopped(message) => f.write_str(message),
+        }
+    }
 }
 
 /// Why a target could not be resolved. Every message says what to do.
@@ -105,7 +141,7 @@ pub struct ResolveOptions {
     /// Kubernetes: the cluster's DNS domain, for the Service name clusterip mode dials.
     pub cluster_domain: String,
     /// How to reach etcd (credentials, TLS, reconnect backoff).
-    pub etcd: etcd::EtcdOptions,
+    pub etcd: crate::etcd::EtcdOptions,
 }
 
 /// The DNS domain of most clusters (kubelet's `--cluster-domain` default).
@@ -119,7 +155,7 @@ impl Default for ResolveOptions {
             kubeconfig: None,
             kube_context: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
-            etcd: etcd::EtcdOptions::default(),
+            etcd: crate::etcd::EtcdOptions::default(),
         }
     }
 }
@@ -154,11 +190,8 @@ impl UpdateSender {
     }
 
     /// Reports an event that does not change the set. Returns false once nobody listens.
-    pub async fn notice(&self, message: impl Into<String>) -> bool {
-        self.tx
-            .send(Ok(Update::Notice(message.into())))
-            .await
-            .is_ok()
+    pub async fn notice(&self, notice: Notice) -> bool {
+        self.tx.send(Ok(Update::Notice(notice))).await.is_ok()
     }
 
     /// Completes once nobody listens any more, so that a source waiting on
@@ -210,9 +243,9 @@ where
         while let Some(item) = rx.recv().await {
             let update = match item {
                 Ok(update) => update,
-                Err(err) => Update::Notice(format!(
+                Err(err) => Update::Notice(Notice::Stopped(format!(
                     "{source} resolver stopped: {err}; keeping the last set"
-                )),
+                ))),
             };
             if out_tx.send(update).await.is_err() {
                 break;
@@ -370,7 +403,7 @@ mod tests {
         .expect("first set");
         assert_eq!(resolution.initial.len(), 1);
         match resolution.updates.recv().await {
-            Some(Update::Notice(n)) => assert!(n.contains("lost"), "{n}"),
+            Some(Update::Notice(Notice::Stopped(n))) => assert!(n.contains("lost"), "{n}"),
             other => panic!("expected a notice, got {other:?}"),
         }
     }
