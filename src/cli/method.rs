@@ -188,3 +188,114 @@ impl DescribeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+    use grpclb::Failure;
+    use grpclb::load::CallKind;
+    use grpclb::method::{CallName, DescriptorSource, RequestData};
+    use grpclb::plan::{BenchPlan, DiscoverPlan};
+
+    fn bench(args: &[&str]) -> Result<BenchPlan, Failure> {
+        let cli = Cli::try_parse_from([&["grpclb", "bench", "127.0.0.1:50051"], args].concat())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        match cli.command {
+            Command::Bench(args) => args.plan(),
+            other => panic!("not bench: {other:?}"),
+        }
+    }
+
+    fn discover(args: &[&str]) -> Result<DiscoverPlan, Failure> {
+        let cli = Cli::try_parse_from([&["grpclb"], args].concat())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        match cli.command {
+            Command::List(args) => args.plan(),
+            Command::Describe(args) => args.plan(),
+            other => panic!("not list or describe: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn built_in_calls_without_json_are_sent_as_before() {
+        let plan = bench(&["--call", "echo", "--payload-bytes", "8"]).expect("plan");
+        assert!(plan.method.is_none());
+        assert!(matches!(plan.load.call, CallKind::Echo { ref payload } if payload.len() == 8));
+        let plan = bench(&[]).expect("plan");
+        assert!(plan.method.is_none());
+        assert!(matches!(plan.load.call, CallKind::Health { .. }));
+    }
+
+    #[test]
+    fn a_named_method_is_prepared_from_its_source_when_the_run_starts() {
+        let plan = bench(&["--call", "pkg.v1.Svc/Do", "--data", "@req.json"]).expect("plan");
+        let spec = plan.method.expect("a method to prepare");
+        assert_eq!(
+            spec.call,
+            CallName::Method("pkg.v1.Svc/Do".parse().expect("name"))
+        );
+        assert_eq!(spec.source, DescriptorSource::Reflection);
+        assert_eq!(spec.data, RequestData::File("req.json".into()));
+        let plan =
+            bench(&["--call", "pkg.v1.Svc/Do", "--proto", "a.proto", "-I", "inc"]).expect("plan");
+        assert_eq!(
+            plan.method.expect("method").source,
+            DescriptorSource::ProtoFiles {
+                files: vec!["a.proto".into()],
+                import_paths: vec!["inc".into()],
+            }
+        );
+        let plan = bench(&["--call", "echo", "--print-responses", "2"]).expect("plan");
+        assert_eq!(plan.method.expect("method").print_responses, 2);
+    }
+
+    #[test]
+    fn conflicting_method_flags_are_usage_errors() {
+        for args in [
+            &[
+                "--call",
+                "pkg.v1.Svc/Do",
+                "--proto",
+                "a.proto",
+                "--protoset",
+                "a.pb",
+            ][..],
+            &[
+                "--call",
+                "pkg.v1.Svc/Do",
+                "--data",
+                "{}",
+                "--data-lines",
+                "r.jsonl",
+            ],
+            &["--call", "echo", "--payload-bytes", "8", "--data", "{}"],
+            &["--call", "health", "--proto", "a.proto"],
+            &["--call", "pkg.v1.Svc/Do", "--payload-bytes", "8"],
+            &["--call", "not a method"],
+        ] {
+            let err = bench(args).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn describe_leaves_out_the_target_only_with_files() {
+        let plan = discover(&["describe", "--proto", "a.proto", "pkg.v1.Svc"]).expect("plan");
+        assert_eq!(
+            (plan.target, plan.symbol.as_deref()),
+            (None, Some("pkg.v1.Svc"))
+        );
+        let plan = discover(&["describe", "127.0.0.1:50051", "pkg.v1.Svc/Do"]).expect("plan");
+        assert!(plan.target.is_some());
+        let err = discover(&["describe", "pkg.v1.Svc"]).expect_err("no target");
+        assert!(err.to_string().contains("needs TARGET"), "{err}");
+        assert!(discover(&["list"]).is_err());
+        let plan = discover(&["list", "--protoset", "a.pb"]).expect("plan");
+        assert_eq!(
+            plan.source,
+            DescriptorSource::Protosets(vec!["a.pb".into()])
+        );
+    }
+}
