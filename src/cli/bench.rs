@@ -79,6 +79,7 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = super::method::BENCH_EXAMPLES)]
 pub struct BenchArgs {
     /// What to balance over: svc.ns[:port], kubernetes:///…, dns:///host:port, etcd://…/prefix,
     /// ipv4:a:port,b:port, static:///…, or host:port (a Service address, for --mode clusterip).

@@ -95,6 +95,16 @@ pub fn parse_call(s: &str) -> Result<CallName, String> {
     s.parse().map_err(|e: MethodError| e.to_string())
 }
 
+/// `grpclb bench --help` examples, most of them for calling your own method.
+pub const BENCH_EXAMPLES: &str = "Examples:
+  grpclb bench ipv4:10.1.0.7:50051,10.1.0.8:50051 --assert-even     # health checks, per call
+  grpclb bench echo.default:50051 --mode both                        # ClusterIP vs per call
+  grpclb bench echo.default:50051 --call greeter.v1.Greeter/Hello --data '{\"name\": \"x\"}'
+  grpclb bench echo.default:50051 --call greeter.v1.Greeter/Hello --data-lines requests.jsonl \\
+    --print-responses 3
+  grpclb bench 10.1.0.7:50051 --call greeter.v1.Greeter/Hello --data @request.json \\
+    --proto api/greeter.proto -I api                                  # no server reflection";
+
 const LIST_EXAMPLES: &str = "Examples:
   grpclb list 127.0.0.1:50051                       # through server reflection
   grpclb list dns:///greeter.default.svc.cluster.local:50051 -o json
