@@ -334,7 +334,7 @@ impl BenchArgs {
             quiet: self.load.quiet,
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }
