@@ -166,7 +166,7 @@ impl ListArgs {
             output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }
@@ -193,7 +193,7 @@ impl DescribeArgs {
             output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }
