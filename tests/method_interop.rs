@@ -222,8 +222,14 @@ fn c_core_errors_count_by_code_with_their_messages() {
         "-c",
         "2",
     ]);
-    // No call succeeded: exit 3, with the report still printed.
+    // No call succeeded: exit 3, with the report still printed and the
+    // servers' own words on stderr.
     assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the servers answered INVALID_ARGUMENT: \"py-fail-"),
+        "{}",
+        stderr(&out)
+    );
     let report = json(&out);
     assert_accounted(&report);
     assert_eq!(report["errors"], 40);
