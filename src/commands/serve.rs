@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cli::{Failure, RegisterPlan, ServePlan};
 use crate::register::Registration;
 use crate::resolve::etcd::Metadata;
-use crate::serve::{Identity, bind, serve, termination_signal};
+use crate::serve::{Identity, bind, serve_with, termination_signal};
 
 /// After revoking its lease, a registered server waits this long before it
 /// drains, so that watching clients drop it before it stops taking calls.
@@ -26,13 +26,28 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
         "grpclb serve: listening on {bound} as {}",
         plan.identity.name
     );
+    let faults = plan.settings.faults.describe();
+    if !faults.is_empty() {
+        eprintln!("grpclb serve: injecting faults: {faults}");
+    }
+    if let Some(age) = plan.settings.connection_age {
+        eprintln!(
+            "grpclb serve: connections get GOAWAY after {:?} ±10%, then {}",
+            age.age,
+            age.grace
+                .map_or("their calls finish".to_string(), |g| format!(
+                    "{g:?} of grace"
+                ))
+        );
+    }
     let registration = match &plan.register {
         Some(register) => Some(register_self(register, bound, &plan.identity).await?),
         None => None,
     };
-    serve(
+    serve_with(
         listener,
         plan.identity,
+        plan.settings,
         deregister_then(registration, shutdown),
     )
     .await
