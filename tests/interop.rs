@@ -21,6 +21,9 @@ fn peer(script: &str) -> String {
 
 #[test]
 fn c_core_round_robin_client_reads_the_hostname_header_of_grpclb_serve() {
+    if !support::require_python_grpc() {
+        return;
+    }
     let pods = backends("py-rr", 101, 3);
     let out = run_bounded(
         Command::new(PYTHON).args([&peer("round_robin_client.py"), &ipv4_target(&pods), "300"]),
@@ -47,6 +50,9 @@ fn c_core_round_robin_client_reads_the_hostname_header_of_grpclb_serve() {
 
 #[test]
 fn grpclb_bench_balances_over_c_core_health_servers() {
+    if !support::require_python_grpc() {
+        return;
+    }
     let servers: Vec<(Process, String, String)> = (0..3)
         .map(|i| {
             let name = format!("py-health-{}", i + 1);

@@ -1,6 +1,11 @@
 //! Shared test support: real `grpclb` processes on loopback, bounded in time.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+mod require;
+
+#[allow(unused_imports)] // each test binary needs its own few
+pub use require::{can_run, find_tool, in_ci, require_python_grpc, require_root, require_tool};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
