@@ -38,13 +38,14 @@ impl ConnectionAge {
 }
 
 /// Serves `service` on every connection `listener` accepts until `shutdown`
-/// completes; then stops accepting, sends every connection GOAWAY and waits
-/// until their calls have finished.
+/// completes; then stops accepting, sends every connection GOAWAY, runs
+/// `draining` and waits until every call has finished.
 pub async fn serve_connections<S>(
     listener: TcpListener,
     service: S,
     age: Option<ConnectionAge>,
     shutdown: impl Future<Output = ()>,
+    draining: impl Future<Output = ()>,
 ) where
     S: tower::Service<
             http::Request<Incoming>,
@@ -55,7 +56,7 @@ pub async fn serve_connections<S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let (drain, draining) = watch::channel(false);
+    let (drain, drain_started) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -75,7 +76,7 @@ pub async fn serve_connections<S>(
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(service.clone());
-        let draining = draining.clone();
+        let drain_started = drain_started.clone();
         let age = age.map(|a| (a.jittered(), a.grace));
         connections.spawn(async move {
             let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -88,7 +89,7 @@ pub async fn serve_connections<S>(
             let grace = tokio::select! {
                 _ = &mut connection => return,
                 () = aged(age) => age.and_then(|(_, grace)| grace),
-                () = drained(draining) => None,
+                () = drained(drain_started) => None,
             };
             connection.as_mut().graceful_shutdown();
             match grace {
@@ -100,7 +101,8 @@ pub async fn serve_connections<S>(
     // Stop accepting (clients now get "connection refused"), then drain.
     drop(listener);
     let _ = drain.send(true);
-    while connections.join_next().await.is_some() {}
+    let all_closed = async { while connections.join_next().await.is_some() {} };
+    tokio::join!(draining, all_closed);
 }
 
 /// Completes when a connection of this age is due for GOAWAY; never without an age.

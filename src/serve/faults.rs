@@ -55,8 +55,10 @@ impl Faults {
     /// `delay 5ms ± 2ms, 1% UNAVAILABLE`; empty when nothing is injected.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        if !self.delay.is_zero() || !self.jitter.is_zero() {
+        if !self.jitter.is_zero() {
             parts.push(format!("delay {:?} ± {:?}", self.delay, self.jitter));
+        } else if !self.delay.is_zero() {
+            parts.push(format!("delay {:?}", self.delay));
         }
         if let Some(code) = self.fail_with {
             parts.push(format!("every call fails with {}", code_name(code)));
@@ -248,13 +250,17 @@ where
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
         Box::pin(async move {
+            // Answered on arrival, delivered after the delay: the delay is the
+            // work, and a call that arrived while serving is answered as such
+            // even if the server starts draining meanwhile.
+            let response = match failure {
+                Some((code, message)) => tonic::Status::new(code, message).into_http(),
+                None => inner.call(request).await?,
+            };
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            match failure {
-                Some((code, message)) => Ok(tonic::Status::new(code, message).into_http()),
-                None => inner.call(request).await,
-            }
+            Ok(response)
         })
     }
 }

@@ -30,6 +30,10 @@ use crate::proto::echo_server::EchoServer;
 /// convention, read by `grpclb bench` by default.
 pub const IDENTITY_HEADER: &str = "hostname";
 
+/// How long a GOAWAY takes to take effect (the client's acknowledgement is
+/// one round trip away) before health reports NOT_SERVING on a drain.
+const GOAWAY_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How a server behaves beyond answering: injected faults and connection
 /// recycling. The default is a well-behaved server.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,9 +103,12 @@ pub async fn serve_with(
                 .insert(IDENTITY_HEADER, header.clone());
             response
         });
+    // NOT_SERVING once every connection had GOAWAY: health watchers learn
+    // of the drain, while calls that still arrived before the GOAWAY took
+    // effect are answered SERVING (they are served).
     let drain_reporter = reporter.clone();
-    let shutdown = async move {
-        shutdown.await;
+    let draining = async move {
+        tokio::time::sleep(GOAWAY_SETTLE).await;
         drain_reporter
             .set_service_status("", ServingStatus::NotServing)
             .await;
@@ -118,7 +125,14 @@ pub async fn serve_with(
         .layer(name_every_reply)
         .layer(FaultLayer::new(settings.faults))
         .service(routes);
-    connections::serve_connections(listener, service, settings.connection_age, shutdown).await;
+    connections::serve_connections(
+        listener,
+        service,
+        settings.connection_age,
+        shutdown,
+        draining,
+    )
+    .await;
     Ok(())
 }
 
