@@ -8,16 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    Process, assert_accounted, backends, code, ipv4_target, json, requests_by_name, run_bounded,
-    run_grpclb, spawn_until_line,
+    PYTHON, Process, assert_accounted, backends, code, ipv4_target, json, peer, requests_by_name,
+    run_bounded, run_grpclb, spawn_until_line,
 };
-
-/// Debian's interpreter, which has python3-grpcio (not whatever python3 is first on PATH).
-const PYTHON: &str = "/usr/bin/python3";
-
-fn peer(script: &str) -> String {
-    format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn c_core_round_robin_client_reads_the_hostname_header_of_grpclb_serve() {

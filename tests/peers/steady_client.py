@@ -18,7 +18,12 @@ import grpc
 
 def main():
     target, seconds, threads = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-    options = [("grpc.default_authority", "grpclb-serve")]
+    # round_robin over an ipv4: list; C-core sends the list as :authority
+    # unless told otherwise (see round_robin_client.py).
+    options = [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.default_authority", "grpclb-serve"),
+    ]
     lock = threading.Lock()
     result = {"ok": 0, "errors": {}, "servers": {}}
     with grpc.insecure_channel(target, options=options) as channel:
