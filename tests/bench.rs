@@ -194,7 +194,7 @@ fn latency(report: &serde_json::Value, at: &str) -> f64 {
 
 #[test]
 fn open_loop_shows_a_stall_as_queueing_that_closed_loop_hides() {
-    let mut pods = backends("stall", 71, 1);
+    let pods = backends("stall", 71, 1);
     let target = ipv4_target(&pods);
     let args = |extra: &[&str]| {
         let mut args = vec![
