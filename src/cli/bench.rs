@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
-use crate::load::{CallKind, LoadPlan, Stop};
-use crate::pick::Policy;
-use crate::resolve::ResolveOptions;
-use crate::serve::IDENTITY_HEADER;
-use crate::target::Target;
-use crate::verdict::{Assertions, ErrorBudget, Weights};
+use super::{DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
+use grpclb::Failure;
+use grpclb::load::{CallKind, LoadPlan, Stop};
+use grpclb::pick::Policy;
+use grpclb::plan::{BenchPlan, RunMode};
+use grpclb::resolve::ResolveOptions;
+use grpclb::serve::IDENTITY_HEADER;
+use grpclb::target::Target;
+use grpclb::verdict::{Assertions, ErrorBudget, Weights};
 
 /// Which way calls reach the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -70,7 +72,7 @@ pub struct LoadArgs {
     pub identity_header: String,
     /// Print tables or one JSON document.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
-    pub output: Output,
+    pub output: OutputArg,
     /// No live progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -119,6 +121,11 @@ pub struct BenchArgs {
     /// Fail when more calls failed than this: a count (0) or a percentage (1%).
     #[arg(long, value_parser = parse_error_budget)]
     pub max_errors: Option<ErrorBudget>,
+    /// Fail when one endpoint's calls fail beyond this: a count (0) or a percentage of its calls
+    /// (5%). With --assert-even the default is 1% of its calls or the calls in flight, whichever
+    /// is more (what a pod that dies mid-run loses).
+    #[arg(long, value_parser = parse_error_budget, value_name = "BUDGET")]
+    pub max_endpoint_errors: Option<ErrorBudget>,
     /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
     /// expect nothing) or one weight per endpoint in target order (9,1).
     #[arg(long, value_parser = parse_weights)]
@@ -140,37 +147,6 @@ fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
 
 fn parse_weights(s: &str) -> Result<Weights, String> {
     s.parse()
-}
-
-/// One mode of a bench run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunMode {
-    /// Dial this address over `connections` connections.
-    ClusterIp { address: String, connections: usize },
-    /// Balance per call over the resolved endpoints.
-    Headless,
-    /// Dial the Kubernetes target's Service by its cluster DNS name
-    /// (`svc.ns.svc.cluster.local:port`), as an ordinary client in the
-    /// cluster does; the port is looked up when the run starts.
-    ServiceOfTarget { connections: usize },
-}
-
-/// A validated `bench` invocation.
-#[derive(Debug, Clone)]
-pub struct BenchPlan {
-    /// What lists the pods (resolved for headless runs and to name idle pods).
-    pub target: Target,
-    /// True when `target` lists the pods (not just the Service address).
-    pub pods_known: bool,
-    pub runs: Vec<RunMode>,
-    pub policy: Policy,
-    pub load: LoadPlan,
-    pub assertions: Assertions,
-    /// Keep measuring until the checks hold for a window, up to this long.
-    pub settle: Option<Duration>,
-    pub output: Output,
-    pub quiet: bool,
-    pub resolve: ResolveOptions,
 }
 
 impl LoadArgs {
@@ -325,6 +301,7 @@ impl BenchArgs {
             expect_endpoints: self.expect_endpoints,
             all_endpoints_hit: self.all_endpoints_hit || self.assert_even,
             max_errors: self.max_errors,
+            endpoint_errors: self.max_endpoint_errors,
             weights: self.weights.clone(),
         };
         if self.settle.is_some() && !assertions.any() {
@@ -359,11 +336,11 @@ impl BenchArgs {
             load,
             assertions,
             settle: self.settle,
-            output: self.load.output,
+            output: self.load.output.into(),
             quiet: self.load.quiet,
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Failure, RegisterPlan, ServeRegisterArgs, parse_duration};
-use crate::serve::{ConnectionAge, Faults, Identity, ServeSettings, parse_failure_code};
+use super::{ServeRegisterArgs, parse_duration};
+use grpclb::Failure;
+use grpclb::plan::ServePlan;
+use grpclb::serve::{ConnectionAge, Faults, ServeSettings, parse_failure_code};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -54,17 +56,6 @@ pub struct ServeBehaviourArgs {
     pub max_connection_age_grace: Option<Duration>,
 }
 
-/// A validated `serve` invocation.
-#[derive(Debug, Clone)]
-pub struct ServePlan {
-    pub listen: SocketAddr,
-    pub identity: Identity,
-    /// Register in etcd while serving (`--register`).
-    pub register: Option<RegisterPlan>,
-    /// Faults and connection recycling.
-    pub settings: ServeSettings,
-}
-
 impl ServeArgs {
     pub fn plan(self) -> Result<ServePlan, Failure> {
         let listen: SocketAddr = self.listen.parse().map_err(|_| {
@@ -83,7 +74,7 @@ impl ServeArgs {
         Ok(ServePlan {
             settings: self.behaviour.settings()?,
             register: self.registration.plan()?,
-            identity: Identity::from_env(self.name, listen),
+            name: self.name,
             listen,
         })
     }

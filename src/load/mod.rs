@@ -15,7 +15,7 @@ pub use identify::identify;
 pub use schedule::{Schedule, Stop};
 
 use crate::pool::{Member, Pool};
-use crate::record::{EndpointKey, Live, Recorder};
+use crate::record::{EndpointKey, Live, NO_ENDPOINT, Recorder};
 
 /// How much load to send, and how.
 #[derive(Debug, Clone)]
@@ -52,9 +52,6 @@ pub struct RunResult {
     /// From the end of the warm-up to the last call's completion.
     pub elapsed: Duration,
 }
-
-/// Name and address credited when no endpoint was available to call.
-pub const NO_ENDPOINT: &str = "(no endpoint)";
 
 struct Context {
     pool: Arc<Pool>,

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+/// Name and address credited when no endpoint was available to call.
+pub const NO_ENDPOINT: &str = "(no endpoint)";
+
 /// Who a call is credited to: the server's identity and the address it was
 /// reached at.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -103,6 +106,69 @@ impl Recorder {
         }
         total
     }
+}
+
+/// A run's tallies in report order: the endpoints known to exist first, in
+/// their order (with an empty tally for one that got nothing), then every
+/// other key calls were credited to. This is what the verdict judges and
+/// the report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Tallies {
+    pub rows: Vec<(EndpointKey, Tally)>,
+    /// Endpoints (by address) that could not be reached, with why in words
+    /// (`connection refused`); they fail the verdict by name when they
+    /// answered no call.
+    pub unreachable: BTreeMap<String, String>,
+}
+
+impl Tallies {
+    /// Orders `record` after `expected`. An expected endpoint that answered
+    /// under another name (a pod found mid-run) keeps the row it was
+    /// recorded in.
+    pub fn new(record: &Recorder, expected: &[EndpointKey]) -> Tallies {
+        let mut rows = Vec::new();
+        for key in expected {
+            match record.by_endpoint.get(key) {
+                Some(tally) => rows.push((key.clone(), tally.clone())),
+                None if record.by_endpoint.keys().any(|k| k.address == key.address) => {}
+                None => rows.push((key.clone(), Tally::default())),
+            }
+        }
+        for (key, tally) in &record.by_endpoint {
+            if !expected.contains(key) {
+                rows.push((key.clone(), tally.clone()));
+            }
+        }
+        Tallies {
+            rows,
+            unreachable: BTreeMap::new(),
+        }
+    }
+
+    /// Rows of real endpoints (without the [`NO_ENDPOINT`] row).
+    pub fn endpoints(&self) -> impl Iterator<Item = &(EndpointKey, Tally)> {
+        self.rows.iter().filter(|(key, _)| key.name != NO_ENDPOINT)
+    }
+
+    /// The sum over every row.
+    pub fn total(&self) -> Tally {
+        let mut total = Tally::default();
+        for (_, tally) in &self.rows {
+            total.merge(tally);
+        }
+        total
+    }
+}
+
+/// Error counts by code, most frequent first: "37 UNAVAILABLE, 2 DEADLINE_EXCEEDED".
+pub fn codes_text(error_codes: &BTreeMap<String, u64>) -> String {
+    let mut by_count: Vec<(&String, &u64)> = error_codes.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    by_count
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counters the live progress view reads while the run goes on.

@@ -1,13 +1,15 @@
 //! `grpclb serve`: the backend to deploy. It names itself in every reply
 //! (`hostname` response header), serves `grpclb.v1.Echo`, health and
-//! reflection, and drains gracefully on SIGTERM / Ctrl-C. It can play a
-//! slow, flaky or failing pod ([`Faults`]) and recycle its connections
-//! ([`ConnectionAge`]).
+//! reflection, and drains gracefully on SIGTERM / Ctrl-C; [`run`] is the
+//! `grpclb serve` flow (bind, register, serve, deregister, drain). It can
+//! play a slow, flaky or failing pod ([`Faults`]) and recycle its
+//! connections ([`ConnectionAge`]).
 
 mod connections;
 mod echo;
 mod faults;
 mod identity;
+mod run;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ pub use connections::ConnectionAge;
 pub use echo::EchoService;
 pub use faults::{FaultLayer, Faults, code_name, parse_failure_code};
 pub use identity::Identity;
+pub use run::run;
 
 use crate::proto::echo_server::EchoServer;
 
@@ -134,19 +137,4 @@ pub async fn serve_with(
     )
     .await;
     Ok(())
-}
-
-/// Installs the SIGTERM and Ctrl-C handlers now and returns a future that
-/// completes on either. Installing before the server announces itself means
-/// a SIGTERM sent right after "listening on" drains instead of killing.
-pub fn termination_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

@@ -10,16 +10,19 @@
 mod assertions;
 mod bound;
 mod checks;
+mod errors;
 mod spread;
+mod words;
 
 use serde::Serialize;
 
 pub use assertions::{Assertions, ErrorBudget, Weights};
 pub use bound::{Balancing, DETECTION, FALSE_ALARM, Model, Range, binomial_range};
 pub use checks::Judge;
+pub use errors::EndpointBudget;
 pub use spread::Spread;
 
-use crate::report::Report;
+use crate::record::Tallies;
 
 /// The judgement of one run; the JSON `verdict` object.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -124,11 +127,11 @@ pub const NOTHING_ASKED: &str = "nothing asked";
 /// `checked` of a run shown only for contrast (the clusterip run of `--mode both`).
 pub const NOT_JUDGED: &str = "not judged (shown for contrast)";
 
-/// Judges a report against the assertions, knowing how it balanced.
-pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> Verdict {
-    let mut endpoints: Vec<(String, String)> = report
-        .endpoint_rows()
-        .map(|e| (e.name.clone(), e.address.clone()))
+/// Judges a run's tallies against the assertions, knowing how it balanced.
+pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -> Verdict {
+    let mut endpoints: Vec<(String, String)> = tallies
+        .endpoints()
+        .map(|(key, _)| (key.name.clone(), key.address.clone()))
         .collect();
     // Endpoints the user says exist but that never answered count as idle.
     if let Some(expected) = assertions.expect_endpoints {
@@ -154,25 +157,56 @@ pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> 
         None => equal_shares(endpoints.len()),
     };
     let names: Vec<String> = endpoints.iter().map(|(n, _)| n.clone()).collect();
+    // Endpoints added above (unseen, or named only by --weights) got nothing.
+    let tally_of = |name: &str, address: &str| {
+        tallies
+            .endpoints()
+            .find(|(key, _)| key.name == name && key.address == address)
+            .map(|(_, tally)| tally)
+    };
     let counts: Vec<u64> = endpoints
         .iter()
-        .map(|(name, address)| {
-            report
-                .endpoint_rows()
-                .find(|e| &e.name == name && &e.address == address)
-                .map_or(0, |e| e.requests)
-        })
+        .map(|(name, address)| tally_of(name, address).map_or(0, |t| t.requests()))
         .collect();
+    let answered: Vec<u64> = endpoints
+        .iter()
+        .map(|(name, address)| tally_of(name, address).map_or(0, |t| t.ok))
+        .collect();
+    // An endpoint that could never be reached expects no calls: a fair
+    // balancer spreads its part over the others, so they are judged
+    // without it, and it fails by name below.
+    let unreachable: Vec<Option<&String>> = endpoints
+        .iter()
+        .zip(&answered)
+        .map(|((_, address), ok)| tallies.unreachable.get(address).filter(|_| *ok == 0))
+        .collect();
+    let shares = without_unreachable(shares, &unreachable);
     let calls: u64 = counts.iter().sum();
     let judge = Judge::new(assertions, balancing, &shares, calls);
     let spread = judge.spread(&counts);
-    let (spread_findings, too_few) = judge.findings(&names, &counts);
+    if assertions.spread || assertions.all_endpoints_hit || assertions.expect_endpoints.is_some() {
+        findings.extend(errors::unreachable(&endpoints, &unreachable));
+    }
+    let (spread_findings, too_few) = judge.findings(&names, &counts, &answered);
     findings.extend(spread_findings);
     let mut checked = judge.checked();
     if let Some(budget) = assertions.max_errors {
-        let (finding, shown) = error_check(report, budget);
+        let (finding, shown) = errors::run_check(tallies, budget);
         checked.push(format!("errors <= {shown}"));
         findings.extend(finding);
+    }
+    let endpoint_budget = assertions
+        .endpoint_errors
+        .map(EndpointBudget::Asked)
+        .or_else(|| {
+            assertions
+                .spread
+                .then(|| EndpointBudget::default_for(balancing))
+        });
+    if let Some(budget) = endpoint_budget {
+        let (endpoint_findings, shown) = errors::endpoint_check(tallies, budget);
+        checked.push(format!("errors per endpoint <= {shown}"));
+        findings.extend(endpoint_findings);
     }
     Verdict {
         even: !endpoints.is_empty() && judge.even(&counts),
@@ -201,57 +235,23 @@ fn equal_shares(k: usize) -> Vec<f64> {
     vec![1.0 / k.max(1) as f64; k]
 }
 
-/// The error budget check: a finding when it failed, and the budget shown.
-fn error_check(report: &Report, budget: ErrorBudget) -> (Option<Finding>, String) {
-    let (allowed, shown) = match budget {
-        ErrorBudget::Count(n) => (n, format!("{n}")),
-        ErrorBudget::Fraction(f) => (
-            (f * report.requests as f64).floor() as u64,
-            format!("{:.2}%", f * 100.0),
-        ),
-    };
-    let finding = (report.errors > allowed).then(|| Finding {
-        check: "max-errors".into(),
-        endpoints: report
-            .endpoints
-            .iter()
-            .filter(|e| e.errors > 0)
-            .map(|e| e.name.clone())
-            .collect(),
-        observed: report.errors as f64,
-        bound: Some(allowed as f64),
-        by: Some((report.errors - allowed) as f64),
-        unit: "errors".into(),
-        message: format!(
-            "max-errors: {} of {} calls failed; at most {shown} allowed{}",
-            report.errors,
-            report.requests,
-            error_breakdown(report)
-        ),
-    });
-    (finding, shown)
-}
-
-/// Where errors happened, as " (pod-b: 12 UNAVAILABLE)".
-fn error_breakdown(report: &Report) -> String {
-    let parts: Vec<String> = report
-        .endpoints
+/// The shares with unreachable endpoints' parts spread over the rest, in
+/// proportion; unchanged when nothing would be left.
+fn without_unreachable(shares: Vec<f64>, unreachable: &[Option<&String>]) -> Vec<f64> {
+    let left: f64 = shares
         .iter()
-        .filter(|e| e.errors > 0)
-        .map(|e| {
-            let codes: Vec<String> = e
-                .error_codes
-                .iter()
-                .map(|(c, n)| format!("{n} {c}"))
-                .collect();
-            format!("{}: {}", e.name, codes.join(", "))
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
+        .zip(unreachable)
+        .filter(|(_, dead)| dead.is_none())
+        .map(|(p, _)| p)
+        .sum();
+    if left <= 0.0 || unreachable.iter().all(Option::is_none) {
+        return shares;
     }
+    shares
+        .iter()
+        .zip(unreachable)
+        .map(|(p, dead)| if dead.is_some() { 0.0 } else { p / left })
+        .collect()
 }
 
 fn round4(x: f64) -> f64 {
@@ -262,38 +262,26 @@ fn round4(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::pick::Policy;
-    use crate::report::{EndpointReport, Latency};
+    use crate::record::{EndpointKey, Tally};
 
-    fn report(counts: &[(&str, u64)]) -> Report {
-        let requests = counts.iter().map(|(_, n)| n).sum::<u64>();
-        Report {
-            mode: "headless".into(),
-            policy: "random".into(),
-            target: "test".into(),
-            call: "grpc.health.v1.Health/Check".into(),
-            connections: counts.len(),
-            requests,
-            ok: requests,
-            errors: 0,
-            elapsed_s: 1.0,
-            rps: requests as f64,
-            latency_ms: Latency::default(),
-            endpoints: counts
-                .iter()
-                .map(|(name, n)| EndpointReport {
+    fn report(counts: &[(&str, u64)]) -> Tallies {
+        let rows = counts
+            .iter()
+            .map(|(name, n)| {
+                let key = EndpointKey {
                     name: name.to_string(),
                     address: format!("{name}:80"),
-                    requests: *n,
+                };
+                let tally = Tally {
                     ok: *n,
-                    errors: 0,
-                    share: *n as f64 / requests.max(1) as f64,
-                    latency_ms: Latency::default(),
-                    error_codes: Default::default(),
-                })
-                .collect(),
-            changes: Vec::new(),
-            notices: Vec::new(),
-            verdict: Verdict::default(),
+                    ..Tally::default()
+                };
+                (key, tally)
+            })
+            .collect();
+        Tallies {
+            rows,
+            ..Tallies::default()
         }
     }
 
@@ -342,9 +330,9 @@ mod tests {
     fn a_starved_endpoint_is_named_with_how_far_it_fell_short() {
         let r = report(&[("a", 3400), ("b", 3350), ("c", 3250)]);
         let mut counts = r.clone();
-        counts.endpoints[2].requests = 1650;
-        counts.endpoints[0].requests = 4200;
-        counts.endpoints[1].requests = 4150;
+        counts.rows[2].1.ok = 1650;
+        counts.rows[0].1.ok = 4200;
+        counts.rows[1].1.ok = 4150;
         let v = judge(&counts, &even(), per_call(Policy::LeastRequest));
         assert!(!v.passed);
         assert!(v.failures.iter().any(|f| f.contains("c got 1650")), "{v:?}");
@@ -441,10 +429,10 @@ mod tests {
     #[test]
     fn errors_over_budget_name_where_they_happened() {
         let mut r = report(&[("a", 100), ("b", 100)]);
-        r.errors = 5;
-        r.ok -= 5;
-        r.endpoints[1].errors = 5;
-        r.endpoints[1].error_codes.insert("UNAVAILABLE".into(), 5);
+        let b = &mut r.rows[1].1;
+        b.ok -= 5;
+        b.errors = 5;
+        b.error_codes.insert("UNAVAILABLE".into(), 5);
         let asked = Assertions {
             max_errors: Some(ErrorBudget::Count(0)),
             ..Assertions::default()
@@ -453,5 +441,69 @@ mod tests {
         assert!(!v.passed);
         assert_eq!(v.failed[0].check, "max-errors");
         assert!(v.failures[0].contains("b: 5 UNAVAILABLE"));
+    }
+
+    #[test]
+    fn a_pod_that_fails_every_call_fails_the_even_check_with_its_codes() {
+        let mut r = report(&[("a", 3334), ("b", 3333), ("c", 3333)]);
+        let c = &mut r.rows[2].1;
+        c.ok = 0;
+        c.errors = 3333;
+        c.error_codes.insert("UNAVAILABLE".into(), 3333);
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        let checks: Vec<&str> = v.failed.iter().map(|f| f.check.as_str()).collect();
+        assert!(checks.contains(&"endpoint-errors"), "{checks:?}");
+        assert!(checks.contains(&"all-endpoints-hit"), "{checks:?}");
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("c failed 3333 of its 3333 calls (3333 UNAVAILABLE)")),
+            "{:?}",
+            v.failures
+        );
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("c answered none of its 3333 calls")),
+            "{:?}",
+            v.failures
+        );
+    }
+
+    #[test]
+    fn errors_within_the_calls_in_flight_pass_by_default() {
+        let mut r = report(&[("a", 5000), ("b", 5000)]);
+        let b = &mut r.rows[1].1;
+        b.ok -= 8;
+        b.errors = 8;
+        b.error_codes.insert("UNAVAILABLE".into(), 8);
+        assert!(judge(&r, &even(), per_call(Policy::RoundRobin)).passed);
+        let strict = Assertions {
+            endpoint_errors: Some(ErrorBudget::Count(0)),
+            ..even()
+        };
+        assert!(!judge(&r, &strict, per_call(Policy::RoundRobin)).passed);
+    }
+
+    #[test]
+    fn an_unreachable_pod_fails_by_name_and_the_others_share_its_part() {
+        let mut r = report(&[("a", 3333), ("b", 3334), ("c", 3333), ("dead", 0)]);
+        r.unreachable
+            .insert("dead:80".into(), "connection refused".into());
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        assert_eq!(
+            v.failed.len(),
+            1,
+            "only the dead pod is blamed: {:?}",
+            v.failures
+        );
+        assert_eq!(
+            v.failures[0],
+            "reachable: dead (dead:80) unreachable for the whole run: connection refused"
+        );
+        let dead = v.bounds.iter().find(|b| b.name == "dead").expect("a bound");
+        assert_eq!((dead.low, dead.high), (0, 0));
     }
 }

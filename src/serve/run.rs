@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{Failure, RegisterPlan, ServePlan};
-use crate::register::Registration;
-use crate::resolve::etcd::Metadata;
-use crate::serve::{Identity, bind, serve_with, termination_signal};
+use super::{Identity, bind, serve_with};
+use crate::Failure;
+use crate::etcd::Metadata;
+use crate::plan::{RegisterPlan, ServePlan};
+use crate::register::{self, Registration};
+use crate::signal::termination_signal;
 
 /// After revoking its lease, a registered server waits this long before it
 /// drains, so that watching clients drop it before it stops taking calls.
@@ -14,6 +16,7 @@ const DEREGISTER_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
+    let identity = Identity::from_env(plan.name, plan.listen);
     let shutdown = termination_signal()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
     let listener = bind(plan.listen)
@@ -22,31 +25,27 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
-    eprintln!(
-        "grpclb serve: listening on {bound} as {}",
-        plan.identity.name
-    );
+    eprintln!("grpclb serve: listening on {bound} as {}", identity.name);
     let faults = plan.settings.faults.describe();
     if !faults.is_empty() {
         eprintln!("grpclb serve: injecting faults: {faults}");
     }
     if let Some(age) = plan.settings.connection_age {
+        let then = age.grace.map_or("their calls finish".to_string(), |g| {
+            format!("{g:?} of grace")
+        });
         eprintln!(
-            "grpclb serve: connections get GOAWAY after {:?} ±10%, then {}",
-            age.age,
-            age.grace
-                .map_or("their calls finish".to_string(), |g| format!(
-                    "{g:?} of grace"
-                ))
+            "grpclb serve: connections get GOAWAY after {:?} ±10%, then {then}",
+            age.age
         );
     }
     let registration = match &plan.register {
-        Some(register) => Some(register_self(register, bound, &plan.identity).await?),
+        Some(register) => Some(register_self(register, bound, &identity).await?),
         None => None,
     };
     serve_with(
         listener,
-        plan.identity,
+        identity,
         plan.settings,
         deregister_then(registration, shutdown),
     )
@@ -68,7 +67,7 @@ async fn register_self(
         node: Some(identity.node.clone()).filter(|n| !n.is_empty()),
         zone: Some(identity.zone.clone()).filter(|z| !z.is_empty()),
     };
-    let registration = super::register::start(plan, address, metadata, "grpclb serve").await?;
+    let registration = register::start(plan, address, metadata, "grpclb serve").await?;
     eprintln!(
         "grpclb serve: registered {} under lease {:x} (ttl {} s)",
         registration.key(),
