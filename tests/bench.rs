@@ -101,6 +101,15 @@ fn echo_call_with_payload_is_attributed_and_timed() {
         "400",
     ]);
     assert_eq!(report["call"], "grpclb.v1.Echo/Echo");
+    let names: Vec<String> = requests_by_name(&report)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        ["echo-1", "echo-2"],
+        "attributed by the hostname header"
+    );
     for row in report["endpoints"].as_array().expect("rows") {
         assert_eq!(row["requests"], 200, "{row}");
         assert!(

@@ -125,6 +125,25 @@ fn changed(report: &serde_json::Value, field: &str, address: &str) -> bool {
         })
 }
 
+/// One Echo call to `address` (`http://ip:port`) on its own runtime.
+fn echo_once(address: String) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let mut client = grpclb::proto::echo_client::EchoClient::connect(address)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = grpclb::proto::EchoRequest { payload: vec![] };
+        client
+            .echo(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// `grpclb register` of 127.0.0.2:9000 under /grpclb/echo with a TTL.
 fn register_command(server: &EtcdServer, ttl: &str) -> Command {
     let mut command = Command::new(grpclb_bin());
@@ -193,15 +212,38 @@ fn serve_register_revokes_before_draining() {
         return;
     }
     let server = EtcdServer::start();
-    let mut backend = serve_registered(&server, "127.0.0.41", "e-1", &["--value-format", "json"]);
+    // Every call takes 2 s, so the drain lasts at least that long after SIGTERM.
+    let mut backend = serve_registered(
+        &server,
+        "127.0.0.41",
+        "e-1",
+        &["--value-format", "json", "--delay", "2s"],
+    );
     assert_eq!(keys(&server), [format!("/grpclb/echo/{}", backend.address)]);
+    let address = format!("http://{}", backend.address);
+    let in_flight = thread::spawn(move || echo_once(address));
+    thread::sleep(Duration::from_millis(700));
     backend.process.terminate();
+    let took = wait_for_keys(
+        &server,
+        "the revocation on SIGTERM",
+        Duration::from_secs(5),
+        |k| k.is_empty(),
+    );
+    assert!(
+        backend.process.child.try_wait().ok().flatten().is_none(),
+        "the key went away ({took:?} after SIGTERM) while the server still drained"
+    );
+    let reply = in_flight.join().expect("call thread");
+    assert!(
+        reply.is_ok(),
+        "the call in flight at SIGTERM finished: {reply:?}"
+    );
     let status = backend
         .process
         .wait_for_exit(Duration::from_secs(15))
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status}");
-    assert!(keys(&server).is_empty());
 }
 
 #[test]
