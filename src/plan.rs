@@ -104,6 +104,8 @@ pub struct ServePlan {
     pub name: Option<String>,
     /// Register in etcd while serving (`--register`).
     pub register: Option<RegisterPlan>,
+    /// Faults and connection recycling (`--delay`, `--max-connection-age`, …).
+    pub settings: crate::serve::ServeSettings,
 }
 
 /// A validated registration, waiting for its address when that is only
