@@ -3,20 +3,24 @@
 //! that step are the exit-code-2 errors. Nothing past this module sees a
 //! raw flag.
 
+mod assert;
 mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod merge;
 mod register;
 mod resolve;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use assert::AssertArgs;
 pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use merge::MergeArgs;
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
@@ -42,6 +46,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// Merge the JSON reports of many clients (`bench -o json`) and judge the whole spread.
+    Merge(MergeArgs),
 }
 
 /// How results are printed (`--output`).
