@@ -17,6 +17,7 @@ pub mod etcd;
 mod failure;
 pub mod load;
 pub mod merge;
+pub mod method;
 pub mod pick;
 pub mod plan;
 pub mod pool;

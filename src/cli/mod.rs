@@ -9,6 +9,7 @@ mod demo;
 mod discovery;
 mod etcd;
 mod merge;
+mod method;
 mod register;
 mod resolve;
 mod serve;
@@ -21,6 +22,7 @@ pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
 pub use merge::MergeArgs;
+pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
@@ -48,6 +50,10 @@ pub enum Command {
     Register(RegisterArgs),
     /// Merge the JSON reports of many clients (`bench -o json`) and judge the whole spread.
     Merge(MergeArgs),
+    /// List the services and methods a server offers (server reflection) or .proto files describe.
+    List(ListArgs),
+    /// Show a service, method or message and the shape of its messages.
+    Describe(DescribeArgs),
 }
 
 /// How results are printed (`--output`).

@@ -139,6 +139,11 @@ fn add_rows(runs: &[(&str, &ClientRun)]) -> Result<Tallies, MergeError> {
             sum.latency_us
                 .add(&tally.latency_us)
                 .map_err(|_| too_large(key))?;
+            // The first few distinct messages per code, as one run keeps them.
+            sum.merge(&Tally {
+                error_messages: tally.error_messages.clone(),
+                ..Tally::default()
+            });
         }
     }
     let total = rows.iter().try_fold(0u64, |sum, (_, t)| {
@@ -149,7 +154,12 @@ fn add_rows(runs: &[(&str, &ClientRun)]) -> Result<Tallies, MergeError> {
             detail: "the reports together hold more calls than a count can hold".into(),
         });
     }
-    Ok(Tallies { rows })
+    // Reports do not say which endpoints a client could not reach: one no
+    // client got calls from is judged as idle.
+    Ok(Tallies {
+        rows,
+        ..Tallies::default()
+    })
 }
 
 /// A tally whose histogram grows to hold whatever clients recorded, so

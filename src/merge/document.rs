@@ -89,6 +89,8 @@ struct EndpointDoc {
     errors: u64,
     #[serde(default)]
     error_codes: BTreeMap<String, u64>,
+    #[serde(default)]
+    error_messages: BTreeMap<String, Vec<String>>,
     latency_histogram: String,
 }
 
@@ -220,6 +222,7 @@ fn parse_run(source: &str, run: Value) -> Result<ClientRun, MergeError> {
                 ok: e.ok,
                 errors: e.errors,
                 error_codes: e.error_codes,
+                error_messages: e.error_messages,
                 latency_us,
             },
         ));
@@ -263,7 +266,10 @@ fn parse_run(source: &str, run: Value) -> Result<ClientRun, MergeError> {
         elapsed_s,
         measured_by: doc.measured_by,
         balancing,
-        tallies: Tallies { rows },
+        tallies: Tallies {
+            rows,
+            ..Tallies::default()
+        },
         changes: doc
             .changes
             .into_iter()
