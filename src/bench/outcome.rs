@@ -21,9 +21,16 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             .flat_map(|e| e.error_codes.keys().map(String::as_str))
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
-        // A server that explains its refusal runs: the request is what to check.
-        let hint = match dead.error_messages.iter().next() {
-            Some((code, messages)) if !messages.is_empty() => format!(
+        // A server that refuses with a reason runs: the request is what to
+        // check. (Unreachable and timed-out calls carry the client's words.)
+        let refused = dead.error_messages.iter().find(|(code, messages)| {
+            !matches!(
+                code.as_str(),
+                "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "CANCELLED"
+            ) && !messages.is_empty()
+        });
+        let hint = match refused {
+            Some((code, messages)) => format!(
                 "the servers answered {code}: {:?}; check the request (--data) and the method",
                 messages[0]
             ),
