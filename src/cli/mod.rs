@@ -3,10 +3,12 @@
 //! that step are the exit-code-2 errors. Nothing past this module sees a
 //! raw flag.
 
+mod assert;
 mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod merge;
 mod method;
 mod register;
 mod resolve;
@@ -14,10 +16,12 @@ mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use assert::AssertArgs;
 pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use merge::MergeArgs;
 pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
@@ -44,6 +48,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// Merge the JSON reports of many clients (`bench -o json`) and judge the whole spread.
+    Merge(MergeArgs),
     /// List the services and methods a server offers (server reflection) or .proto files describe.
     List(ListArgs),
     /// Show a service, method or message and the shape of its messages.
