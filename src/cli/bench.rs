@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
-use crate::load::{CallKind, LoadPlan, Stop};
+use crate::load::{CallKind, LoadPlan, MAX_PAYLOAD_BYTES, Stop, check_connections};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
 use crate::serve::IDENTITY_HEADER;
@@ -41,6 +41,9 @@ pub struct LoadArgs {
     /// Concurrent workers (calls in flight at most).
     #[arg(long, short = 'c', default_value_t = 8)]
     pub concurrency: usize,
+    /// Worker threads sending the calls, each with its own runtime [default: the number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Total recorded calls per mode [default: 10000 unless --duration].
     #[arg(long, short = 'n', conflicts_with = "duration")]
     pub requests: Option<u64>,
@@ -176,28 +179,11 @@ pub struct BenchPlan {
 impl LoadArgs {
     /// Validates the load flags.
     pub fn plan(&self, default_requests: u64) -> Result<LoadPlan, Failure> {
-        if self.concurrency == 0 {
-            return Err(Failure::Usage("--concurrency must be at least 1".into()));
-        }
-        if self.requests == Some(0) {
-            return Err(Failure::Usage("--requests must be at least 1".into()));
-        }
-        if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
+        if self.payload_bytes > MAX_PAYLOAD_BYTES {
             return Err(Failure::Usage(format!(
-                "--rate {rate} must be a positive number of calls per second"
+                "--payload-bytes {} must be at most {MAX_PAYLOAD_BYTES} (gRPC servers refuse messages over 4 MiB)",
+                self.payload_bytes
             )));
-        }
-        if self.timeout.is_zero() {
-            return Err(Failure::Usage(
-                "--timeout must be longer than 0 (e.g. 5s)".into(),
-            ));
-        }
-        if self.duration.is_some_and(|d| d.is_zero()) {
-            return Err(Failure::Usage(
-                "--duration must be longer than 0 (e.g. 10s)".into(),
-            ));
         }
         if http::HeaderName::from_bytes(self.identity_header.as_bytes()).is_err() {
             return Err(Failure::Usage(format!(
@@ -221,15 +207,21 @@ impl LoadArgs {
                 payload: vec![b'x'; self.payload_bytes],
             },
         };
-        Ok(LoadPlan {
+        let plan = LoadPlan {
             concurrency: self.concurrency,
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             stop,
             rate: self.rate,
             warmup: self.warmup,
             timeout: self.timeout,
             call,
             identity_header: self.identity_header.to_ascii_lowercase(),
-        })
+        };
+        // Every numeric range lives in one place: `LoadPlan::check`.
+        plan.check().map_err(Failure::Usage)?;
+        Ok(plan)
     }
 }
 
@@ -238,9 +230,7 @@ impl BenchArgs {
     pub fn plan(self) -> Result<BenchPlan, Failure> {
         let target = Target::parse(&self.target)?;
         let load = self.load.plan(10_000)?;
-        if self.connections == 0 {
-            return Err(Failure::Usage("--connections must be at least 1".into()));
-        }
+        check_connections(self.connections).map_err(Failure::Usage)?;
         if let Some(d) = self.max_deviation
             && !(0.0..=1.0).contains(&d)
         {

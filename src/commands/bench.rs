@@ -6,18 +6,25 @@ use std::time::{Duration, Instant};
 
 use crate::cli::RunMode;
 use crate::cli::{BenchPlan, Failure, Output};
-use crate::load::{Attribution, LoadPlan, drive, identify};
+use crate::load::{
+    Attribution, LoadPlan, Prepared, RunResult, drive, identify, raise_open_files_limit,
+};
 use crate::pick::RoundRobin;
-use crate::pool::{ChannelSettings, Pool};
+use crate::pool::{BackoffSettings, Engine, Pool};
 use crate::progress::Progress;
 use crate::record::{EndpointKey, Live};
-use crate::report::{ChangeReport, Report, RunInfo, comparison_table, conclusion, render};
+use crate::report::{
+    ChangeReport, Report, RunInfo, comparison_table, conclusion, load_and_client, render,
+};
 use crate::resolve::{self, Resolution, Update};
 use crate::verdict::{Assertions, Balancing, NOT_JUDGED, Settle, judge};
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
-    let settings = ChannelSettings::default();
+    raise_open_files_limit();
+    let call = plan.load.prepare().map_err(Failure::Usage)?;
+    let engine = Arc::new(Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?);
+    let settings = BackoffSettings::default();
     let mut resolution = if plan.pods_known {
         Some(resolve::start(&plan.target, &plan.resolve).await?)
     } else {
@@ -27,8 +34,9 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     // over by the headless run.
     let pool = Arc::new(Pool::new(
         plan.policy.picker(),
-        settings.clone(),
+        settings,
         plan.resolve.include_terminating,
+        Arc::clone(&engine),
     ));
     let problems = match &resolution {
         Some(resolution) => pool.apply(&resolution.initial).1,
@@ -46,7 +54,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             plan.target, plan.target
         )));
     }
-    let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
+    let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
     let judged_alone = plan.runs.len() == 1;
     let mut reports = Vec::new();
     for run in &plan.runs {
@@ -55,10 +63,14 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             RunMode::ClusterIp {
                 address,
                 connections,
-            } => run_clusterip(plan, address, *connections, &known, &settings, judged).await?,
+            } => {
+                let dial = Dial { call: &call, engine: &engine, settings };
+                run_clusterip(plan, address, *connections, &known, dial, judged).await?
+            }
             RunMode::ServiceOfTarget { connections } => {
                 let address = resolve::service_address(&plan.target, &plan.resolve).await?;
-                run_clusterip(plan, &address, *connections, &known, &settings, judged).await?
+                let dial = Dial { call: &call, engine: &engine, settings };
+                run_clusterip(plan, &address, *connections, &known, dial, judged).await?
             }
             RunMode::Headless => {
                 let resolution = resolution.take().ok_or_else(|| {
@@ -68,6 +80,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                     plan,
                     resolution,
                     Arc::clone(&pool),
+                    &call,
                     problems.clone(),
                     judged,
                 )
@@ -77,6 +90,14 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         reports.push(report);
     }
     Ok(reports)
+}
+
+/// What a clusterip run dials with.
+#[derive(Clone, Copy)]
+struct Dial<'a> {
+    call: &'a Prepared,
+    engine: &'a Arc<Engine>,
+    settings: BackoffSettings,
 }
 
 /// How a run balances, for the verdict's model of a fair run.
@@ -142,14 +163,15 @@ async fn run_clusterip(
     address: &str,
     connections: usize,
     known: &[EndpointKey],
-    settings: &ChannelSettings,
+    dial: Dial<'_>,
     judged: bool,
 ) -> Result<Report, Failure> {
     let pool = Pool::fixed_connections(
         address,
         connections,
         Box::new(RoundRobin::starting_at(0)),
-        settings.clone(),
+        dial.settings,
+        Arc::clone(dial.engine),
     )
     .map_err(Failure::Usage)?;
     let by_name: HashMap<String, String> = known
@@ -163,10 +185,11 @@ async fn run_clusterip(
         connections,
     };
     Ok(judged_windows(plan, &run, judged, async |load: LoadPlan| {
-        let (record, elapsed) = measured(
+        let result = measured(
             Arc::clone(&pool),
             &load,
-            attribution.clone(),
+            dial.call,
+            &attribution,
             "clusterip",
             plan.quiet,
         )
@@ -177,9 +200,10 @@ async fn run_clusterip(
             target: address.to_string(),
             call: plan.load.call.method().into(),
             connections,
-            elapsed_s: elapsed,
+            elapsed_s: result.elapsed.as_secs_f64(),
         };
-        Report::build(info, &record, known, Vec::new(), Vec::new())
+        let report = Report::build(info, &result.record, known, Vec::new(), Vec::new());
+        with_client(report, &load, &result)
     })
     .await)
 }
@@ -190,6 +214,7 @@ async fn run_headless(
     plan: &BenchPlan,
     mut resolution: Resolution,
     pool: Arc<Pool>,
+    call: &Prepared,
     notices: Vec<String>,
     judged: bool,
 ) -> Report {
@@ -223,10 +248,11 @@ async fn run_headless(
     };
     let connections = pool.members().len();
     let report = judged_windows(plan, &RunMode::Headless, judged, async |load: LoadPlan| {
-        let (record, elapsed) = measured(
+        let result = measured(
             Arc::clone(&pool),
             &load,
-            Attribution::PerEndpoint,
+            call,
+            &Attribution::PerEndpoint,
             "headless",
             plan.quiet,
         )
@@ -249,9 +275,10 @@ async fn run_headless(
             target: plan.target.to_string(),
             call: plan.load.call.method().into(),
             connections,
-            elapsed_s: elapsed,
+            elapsed_s: result.elapsed.as_secs_f64(),
         };
-        Report::build(info, &record, &expected, changes, notices)
+        let report = Report::build(info, &result.record, &expected, changes, notices);
+        with_client(report, &load, &result)
     })
     .await;
     follower.abort();
@@ -266,22 +293,30 @@ struct Followed {
     notices: Vec<String>,
 }
 
-/// Drives the load with a live progress view; returns the record and the
-/// measured seconds.
+/// Drives the load with a live progress view.
 async fn measured(
     pool: Arc<Pool>,
     load: &LoadPlan,
-    attribution: Attribution,
+    call: &Prepared,
+    attribution: &Attribution,
     label: &str,
     quiet: bool,
-) -> (crate::record::Recorder, f64) {
+) -> RunResult {
     let live = Arc::new(Live::default());
     let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
-    let result = drive(pool, load.clone(), attribution, live).await;
+    let result = drive(pool, load, call.clone(), attribution, live).await;
     if let Some(progress) = progress {
         progress.finish();
     }
-    (result.record, result.elapsed.as_secs_f64())
+    result
+}
+
+/// Adds the asked-versus-achieved load and the client's own cost.
+fn with_client(mut report: Report, load: &LoadPlan, result: &RunResult) -> Report {
+    let (load, client) = load_and_client(load, result);
+    report.load = Some(load);
+    report.client = Some(client);
+    report
 }
 
 fn signed_seconds_since(start: Instant) -> f64 {

@@ -1,8 +1,15 @@
-//! The recorder: per-worker tallies merged at the end, and live counters
-//! for the progress view.
+//! The recorder: per-thread tallies on the load path ([`ThreadTally`]),
+//! merged and named at the end into a [`Recorder`], and live counters for
+//! the progress view.
 //!
 //! Every call is counted exactly once, as ok or as an error, against the
 //! endpoint it is attributed to; latency histograms hold successful calls.
+
+mod histogram;
+mod tally;
+
+pub use histogram::AtomicHistogram;
+pub use tally::{ErrorCode, RowKey, Rows, ThreadTally};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +36,11 @@ pub struct Tally {
     pub latency_us: Histogram<u64>,
 }
 
-/// Latencies up to an hour fit; three significant digits.
+/// Three significant digits; grows with the largest latency recorded, so
+/// an endpoint answering within milliseconds holds tens of KiB, not the
+/// ~190 KiB that room for an hour takes.
 fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static histogram bounds are valid")
+    Histogram::new(3).expect("3 significant digits is a valid precision")
 }
 
 impl Default for Tally {
@@ -75,7 +84,8 @@ impl Recorder {
         tally.ok += 1;
         tally
             .latency_us
-            .saturating_record(latency.as_micros().max(1) as u64);
+            .record(latency.as_micros().max(1) as u64)
+            .ok();
     }
 
     /// Counts a failed call with its status code name.
@@ -113,10 +123,12 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn count(&self, ok: bool) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-        if !ok {
-            self.errors.fetch_add(1, Ordering::Relaxed);
+    /// Adds a batch of finished calls (workers report every few calls, not
+    /// each one, to keep shared counters off the load path).
+    pub fn add(&self, done: u64, errors: u64) {
+        self.done.fetch_add(done, Ordering::Relaxed);
+        if errors > 0 {
+            self.errors.fetch_add(errors, Ordering::Relaxed);
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The report: what a run did, per endpoint and in total, as a stable JSON
 //! document (`--output json`) or human tables.
 
+mod client;
 mod compare;
 mod table;
 
 use serde::Serialize;
 
+pub use client::{AskedLoad, ClientReport, LoadReport, client_line, load_and_client};
 pub use compare::{comparison_table, conclusion};
 pub use table::render;
 
@@ -87,6 +89,12 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub verdict: Verdict,
+    /// The load asked beside the load achieved (measured runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+    /// What the client itself cost, and whether it may have been the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientReport>,
 }
 
 /// What describes a run besides its record.
@@ -167,6 +175,8 @@ impl Report {
             changes,
             notices,
             verdict,
+            load: None,
+            client: None,
         }
     }
 

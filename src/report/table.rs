@@ -53,6 +53,9 @@ pub fn render(report: &Report) -> String {
         ms(report.latency_ms.p99),
         ms(report.latency_ms.max),
     ));
+    if let (Some(load), Some(client)) = (&report.load, &report.client) {
+        out.push_str(&super::client_line(load, client));
+    }
     for change in &report.changes {
         out.push_str(&format!(
             "  at {:+.2}s: added [{}] removed [{}]\n",

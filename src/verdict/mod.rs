@@ -294,6 +294,8 @@ mod tests {
             changes: Vec::new(),
             notices: Vec::new(),
             verdict: Verdict::default(),
+            load: None,
+            client: None,
         }
     }
 
