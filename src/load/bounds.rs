@@ -29,7 +29,7 @@ impl LoadPlan {
     pub fn check(&self) -> Result<(), String> {
         if !(1..=MAX_CONCURRENCY).contains(&self.concurrency) {
             return Err(format!(
-                "--concurrency {} must be from 1 to {MAX_CONCURRENCY} calls in flight (e.g. -c 32)",
+                "--concurrency must be at least 1 and at most {MAX_CONCURRENCY} calls in flight (got {}; e.g. -c 32)",
                 self.concurrency
             ));
         }
