@@ -1,22 +1,32 @@
 //! `grpclb`: diagnose and benchmark gRPC load balancing.
 //!
-//! The data flow, one module per stage:
+//! The data flow, one module per stage, each importing only the stages
+//! before it:
 //! [`target`] → [`resolve`] → [`pool`] → [`pick`] → [`load`] → [`record`] →
-//! [`report`] → [`verdict`]. [`serve`] is the backend to deploy and [`demo`]
-//! runs everything on one machine.
+//! [`verdict`] → [`report`].
+//!
+//! Each subcommand's flow is one module that runs a validated [`plan`]:
+//! [`bench`] (resolve, pool, identify, run each mode, judge), [`watch`]
+//! (`grpclb resolve`), [`serve`], [`register`] and [`demo`]. A [`Failure`]
+//! says why a flow could not run, with the exit code that says so.
 
-pub mod cli;
-pub mod commands;
+pub mod bench;
 pub mod demo;
+pub mod etcd;
+mod failure;
 pub mod load;
 pub mod pick;
+pub mod plan;
 pub mod pool;
-pub mod progress;
 pub mod proto;
 pub mod record;
 pub mod register;
 pub mod report;
 pub mod resolve;
 pub mod serve;
+pub mod signal;
 pub mod target;
 pub mod verdict;
+pub mod watch;
+
+pub use failure::Failure;

@@ -1,11 +1,17 @@
-//! The `grpclb` binary: parse, dispatch, exit with the design's codes.
+//! The `grpclb` binary: parse the command line into a plan, run it with the
+//! library, print what comes back, exit with the design's codes.
+
+mod cli;
+mod print;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use grpclb::cli::{Cli, Command, Failure, Output};
-use grpclb::commands;
+use cli::{Cli, Command};
+use grpclb::Failure;
+use grpclb::plan::Output;
+use grpclb::report::Report;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,27 +29,36 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Bench(args) => {
             let plan = args.plan()?;
-            let reports = commands::bench::run(&plan).await?;
+            let reports = grpclb::bench::run(&plan).await?;
             finish(&reports, plan.output)
         }
-        Command::Resolve(args) => commands::resolve::run(&args.plan()?).await,
+        Command::Resolve(args) => {
+            let plan = args.plan()?;
+            let mut printer = print::WatchPrinter::new(&plan);
+            grpclb::watch::run(&plan, &mut |event| printer.print(event)).await?;
+            Ok(0)
+        }
         Command::Serve(args) => {
-            commands::serve::run(args.plan()?).await?;
+            grpclb::serve::run(args.plan()?).await?;
             Ok(0)
         }
         Command::Register(args) => {
-            commands::register::run(args.plan()?).await?;
+            grpclb::register::run(args.plan()?).await?;
             Ok(0)
         }
         Command::Demo(args) => {
             let plan = args.plan()?;
-            let reports = commands::demo::run(&plan).await?;
+            let table = plan.output == Output::Table;
+            let announce = |header: String| {
+                if table {
+                    print::stdout(&header)?;
+                }
+                Ok(())
+            };
+            let reports = grpclb::demo::run(&plan, announce).await?;
             let code = finish(&reports, plan.output)?;
-            if plan.output == Output::Table {
-                commands::bench::write_stdout(&format!(
-                    "\n{}",
-                    commands::demo::explanation(&reports)
-                ))?;
+            if table {
+                print::stdout(&format!("\n{}", grpclb::demo::explanation(&reports)))?;
             }
             Ok(code)
         }
@@ -51,11 +66,11 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
 }
 
 /// Prints the reports and turns them into an exit code.
-fn finish(reports: &[grpclb::report::Report], output: Output) -> Result<u8, Failure> {
-    commands::bench::print(reports, output)?;
-    let (code, message) = commands::bench::exit_code(reports);
-    if let Some(message) = message {
+fn finish(reports: &[Report], output: Output) -> Result<u8, Failure> {
+    print::reports(reports, output)?;
+    let outcome = grpclb::bench::exit_code(reports);
+    if let Some(message) = outcome.message {
         eprintln!("grpclb: {message}");
     }
-    Ok(code)
+    Ok(outcome.code)
 }

@@ -101,6 +101,7 @@ async fn unknown_name_is_an_empty_set_with_the_reason() {
     assert!(resolution.initial.is_empty());
     match tokio::time::timeout(WAIT, resolution.updates.recv()).await {
         Ok(Some(Update::Notice(notice))) => {
+            let notice = notice.to_string();
             assert!(
                 notice.contains("nope.test does not exist (NXDOMAIN)"),
                 "{notice}"

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Client, CompactionOptions, PutOptions};
 use etcd_support::EtcdServer;
+use grpclb::etcd::{EtcdOptions, Metadata, ValueFormat};
 use grpclb::register::{EventSink, RegisterSpec, Registration};
-use grpclb::resolve::etcd::{EtcdOptions, Metadata, ValueFormat};
 use grpclb::resolve::{self, Endpoint, Resolution, ResolveError, ResolveOptions, Update};
 use grpclb::target::Target;
 
@@ -78,7 +78,7 @@ async fn wait_for_set(
         match tokio::time::timeout(left, resolution.updates.recv()).await {
             Ok(Some(Update::Reset(set))) if done(&set) => return set,
             Ok(Some(Update::Reset(_))) => {}
-            Ok(Some(Update::Notice(notice))) => seen.notices.push(notice),
+            Ok(Some(Update::Notice(notice))) => seen.notices.push(notice.to_string()),
             Ok(None) => panic!(
                 "the resolver stopped while waiting for {what}; notices: {:?}",
                 seen.notices
@@ -97,7 +97,7 @@ async fn wait_for_notice(resolution: &mut Resolution, seen: &mut Seen, needle: &
     while !seen.any(needle) {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, resolution.updates.recv()).await {
-            Ok(Some(Update::Notice(notice))) => seen.notices.push(notice),
+            Ok(Some(Update::Notice(notice))) => seen.notices.push(notice.to_string()),
             Ok(Some(Update::Reset(_))) => {}
             Ok(None) => panic!(
                 "the resolver stopped while waiting for {needle:?}; notices: {:?}",

@@ -56,7 +56,7 @@ async fn next_set(resolution: &mut Resolution, notices: &mut Vec<String>) -> Vec
     for _ in 0..100 {
         match tokio::time::timeout(WAIT, resolution.updates.recv()).await {
             Ok(Some(Update::Reset(set))) => return set,
-            Ok(Some(Update::Notice(notice))) => notices.push(notice),
+            Ok(Some(Update::Notice(notice))) => notices.push(notice.to_string()),
             Ok(None) => panic!("the resolver stopped; notices so far: {notices:?}"),
             Err(_) => panic!("no new set within {WAIT:?}; notices so far: {notices:?}"),
         }

@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
-use crate::load::{CallKind, LoadPlan, MAX_PAYLOAD_BYTES, Stop, check_connections};
-use crate::pick::Policy;
-use crate::resolve::ResolveOptions;
-use crate::serve::IDENTITY_HEADER;
-use crate::target::Target;
-use crate::verdict::{Assertions, ErrorBudget, Weights};
+use super::{DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
+use grpclb::Failure;
+use grpclb::load::{CallKind, LoadPlan, MAX_PAYLOAD_BYTES, Stop, check_connections};
+use grpclb::pick::Policy;
+use grpclb::plan::{BenchPlan, RunMode};
+use grpclb::resolve::ResolveOptions;
+use grpclb::serve::IDENTITY_HEADER;
+use grpclb::target::Target;
+use grpclb::verdict::{Assertions, ErrorBudget, Weights};
 
 /// Which way calls reach the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,7 +75,7 @@ pub struct LoadArgs {
     pub identity_header: String,
     /// Print tables or one JSON document.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
-    pub output: Output,
+    pub output: OutputArg,
     /// No live progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -143,37 +145,6 @@ fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
 
 fn parse_weights(s: &str) -> Result<Weights, String> {
     s.parse()
-}
-
-/// One mode of a bench run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunMode {
-    /// Dial this address over `connections` connections.
-    ClusterIp { address: String, connections: usize },
-    /// Balance per call over the resolved endpoints.
-    Headless,
-    /// Dial the Kubernetes target's Service by its cluster DNS name
-    /// (`svc.ns.svc.cluster.local:port`), as an ordinary client in the
-    /// cluster does; the port is looked up when the run starts.
-    ServiceOfTarget { connections: usize },
-}
-
-/// A validated `bench` invocation.
-#[derive(Debug, Clone)]
-pub struct BenchPlan {
-    /// What lists the pods (resolved for headless runs and to name idle pods).
-    pub target: Target,
-    /// True when `target` lists the pods (not just the Service address).
-    pub pods_known: bool,
-    pub runs: Vec<RunMode>,
-    pub policy: Policy,
-    pub load: LoadPlan,
-    pub assertions: Assertions,
-    /// Keep measuring until the checks hold for a window, up to this long.
-    pub settle: Option<Duration>,
-    pub output: Output,
-    pub quiet: bool,
-    pub resolve: ResolveOptions,
 }
 
 impl LoadArgs {
@@ -349,11 +320,11 @@ impl BenchArgs {
             load,
             assertions,
             settle: self.settle,
-            output: self.load.output,
+            output: self.load.output.into(),
             quiet: self.load.quiet,
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }

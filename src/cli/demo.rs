@@ -3,9 +3,8 @@
 use clap::Args;
 
 use super::bench::LoadArgs;
-use super::{Failure, Output};
-use crate::load::LoadPlan;
-use crate::pick::Policy;
+use grpclb::Failure;
+use grpclb::plan::{DemoPlan, MAX_DEMO_PODS};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -15,19 +14,6 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub load: LoadArgs,
 }
-
-/// A validated `demo` invocation.
-#[derive(Debug, Clone)]
-pub struct DemoPlan {
-    pub pods: usize,
-    pub policy: Policy,
-    pub load: LoadPlan,
-    pub output: Output,
-    pub quiet: bool,
-}
-
-/// Loopback addresses 127.0.0.11 … 127.0.0.254 hold the pods.
-pub const MAX_DEMO_PODS: usize = 200;
 
 impl DemoArgs {
     pub fn plan(self) -> Result<DemoPlan, Failure> {
@@ -41,7 +27,7 @@ impl DemoArgs {
             pods: self.pods,
             policy: self.load.policy,
             load: self.load.plan(5_000)?,
-            output: self.load.output,
+            output: self.load.output.into(),
             quiet: self.load.quiet,
         })
     }

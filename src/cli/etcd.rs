@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::resolve::etcd::EtcdOptions;
+use grpclb::etcd::EtcdOptions;
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct EtcdArgs {

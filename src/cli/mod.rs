@@ -1,25 +1,25 @@
 //! The command line: clap definitions, and the one step that turns raw
-//! flags into validated plans. Nothing past this module sees a raw flag.
+//! flags into the library's validated plans (`grpclb::plan`). Errors in
+//! that step are the exit-code-2 errors. Nothing past this module sees a
+//! raw flag.
 
 mod bench;
 mod demo;
 mod discovery;
 mod etcd;
-mod failure;
 mod register;
 mod resolve;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use bench::{BenchArgs, BenchPlan, CallChoice, LoadArgs, ModeChoice, RunMode};
-pub use demo::{DemoArgs, DemoPlan};
+pub use bench::BenchArgs;
+pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
-pub use failure::Failure;
-pub use register::{RegisterArgs, RegisterPlan, ServeRegisterArgs};
-pub use resolve::{ResolveArgs, ResolvePlan};
-pub use serve::{ServeArgs, ServePlan};
+pub use register::{RegisterArgs, ServeRegisterArgs};
+pub use resolve::ResolveArgs;
+pub use serve::ServeArgs;
 
 /// Diagnose and benchmark gRPC load balancing: see whether calls spread
 /// across your pods, through a ClusterIP Service and with per-call balancing.
@@ -44,13 +44,22 @@ pub enum Command {
     Register(RegisterArgs),
 }
 
-/// How results are printed.
+/// How results are printed (`--output`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub enum OutputArg {
     /// Human tables.
     Table,
     /// One stable JSON document on stdout.
     Json,
+}
+
+impl From<OutputArg> for grpclb::plan::Output {
+    fn from(arg: OutputArg) -> Self {
+        match arg {
+            OutputArg::Table => grpclb::plan::Output::Table,
+            OutputArg::Json => grpclb::plan::Output::Json,
+        }
+    }
 }
 
 /// Parses a duration such as `10s`, `500ms`, `1m30s`.

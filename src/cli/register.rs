@@ -3,12 +3,13 @@
 
 use clap::Args;
 
-use super::Failure;
 use super::etcd::EtcdArgs;
-use crate::register::DEFAULT_TTL_S;
-use crate::resolve::etcd::ValueFormat;
-use crate::resolve::etcd::value::parse_address;
-use crate::target::Target;
+use grpclb::Failure;
+use grpclb::etcd::ValueFormat;
+use grpclb::etcd::value::parse_address;
+use grpclb::plan::RegisterPlan;
+use grpclb::register::DEFAULT_TTL_S;
+use grpclb::target::Target;
 
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
@@ -52,21 +53,6 @@ pub struct ServeRegisterArgs {
 
 fn parse_value_format(s: &str) -> Result<ValueFormat, String> {
     s.parse()
-}
-
-/// A validated registration, waiting for its address when that is only
-/// known once the server has bound its port.
-#[derive(Debug, Clone)]
-pub struct RegisterPlan {
-    /// etcd endpoints (empty: `ETCDCTL_ENDPOINTS`).
-    pub endpoints: Vec<String>,
-    pub prefix: String,
-    /// The address to register; `None` for `serve` without `--advertise`.
-    pub address: Option<String>,
-    pub ttl_s: i64,
-    pub format: ValueFormat,
-    pub name: Option<String>,
-    pub etcd: crate::resolve::etcd::EtcdOptions,
 }
 
 impl RegisterArgs {

@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{DiscoveryArgs, EtcdArgs, Failure, Output, parse_duration};
-use crate::resolve::ResolveOptions;
-use crate::target::Target;
+use super::{DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
+use grpclb::Failure;
+use grpclb::plan::ResolvePlan;
+use grpclb::resolve::ResolveOptions;
+use grpclb::target::Target;
 
 #[derive(Debug, Args)]
 pub struct ResolveArgs {
@@ -21,22 +23,11 @@ pub struct ResolveArgs {
     pub duration: Option<Duration>,
     /// Print a table or JSON (with --watch: one JSON object per line per change).
     #[arg(long, short = 'o', value_enum, default_value = "table")]
-    pub output: Output,
+    pub output: OutputArg,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub etcd: EtcdArgs,
-}
-
-/// A validated `resolve` invocation.
-#[derive(Debug, Clone)]
-pub struct ResolvePlan {
-    pub target: Target,
-    pub watch: bool,
-    /// How long to watch; `None` until Ctrl-C.
-    pub duration: Option<Duration>,
-    pub output: Output,
-    pub resolve: ResolveOptions,
 }
 
 impl ResolveArgs {
@@ -52,10 +43,10 @@ impl ResolveArgs {
             target,
             watch: self.watch,
             duration: self.duration,
-            output: self.output,
+            output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }

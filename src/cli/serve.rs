@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use super::{Failure, RegisterPlan, ServeRegisterArgs};
-use crate::serve::Identity;
+use super::ServeRegisterArgs;
+use grpclb::Failure;
+use grpclb::plan::ServePlan;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -17,15 +18,6 @@ pub struct ServeArgs {
     pub name: Option<String>,
     #[command(flatten)]
     pub registration: ServeRegisterArgs,
-}
-
-/// A validated `serve` invocation.
-#[derive(Debug, Clone)]
-pub struct ServePlan {
-    pub listen: SocketAddr,
-    pub identity: Identity,
-    /// Register in etcd while serving (`--register`).
-    pub register: Option<RegisterPlan>,
 }
 
 impl ServeArgs {
@@ -45,7 +37,7 @@ impl ServeArgs {
         }
         Ok(ServePlan {
             register: self.registration.plan()?,
-            identity: Identity::from_env(self.name, listen),
+            name: self.name,
             listen,
         })
     }

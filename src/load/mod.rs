@@ -30,7 +30,9 @@ pub use schedule::{Schedule, Stop};
 pub use usage::{Usage, raise_open_files_limit};
 
 use crate::pool::{Member, Pool, identity_text};
-use crate::record::{EndpointKey, ErrorCode, Live, Recorder, RowKey, Rows, ThreadTally};
+use crate::record::{
+    EndpointKey, ErrorCode, Live, NO_ENDPOINT, Recorder, RowKey, Rows, ThreadTally,
+};
 
 /// How much load to send, and how.
 #[derive(Debug, Clone)]
@@ -79,9 +81,6 @@ pub struct RunResult {
     /// Worker threads that sent the calls.
     pub threads: usize,
 }
-
-/// Name and address credited when no endpoint was available to call.
-pub const NO_ENDPOINT: &str = "(no endpoint)";
 
 /// A call refused by a connection that was going away is sent again
 /// elsewhere this many times at most (gRPC's transparent retry).

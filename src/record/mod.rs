@@ -17,6 +17,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+/// Name and address credited when no endpoint was available to call.
+pub const NO_ENDPOINT: &str = "(no endpoint)";
+
 /// Who a call is credited to: the server's identity and the address it was
 /// reached at.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +112,51 @@ impl Recorder {
     pub fn total(&self) -> Tally {
         let mut total = Tally::default();
         for tally in self.by_endpoint.values() {
+            total.merge(tally);
+        }
+        total
+    }
+}
+
+/// A run's tallies in report order: the endpoints known to exist first, in
+/// their order (with an empty tally for one that got nothing), then every
+/// other key calls were credited to. This is what the verdict judges and
+/// the report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Tallies {
+    pub rows: Vec<(EndpointKey, Tally)>,
+}
+
+impl Tallies {
+    /// Orders `record` after `expected`. An expected endpoint that answered
+    /// under another name (a pod found mid-run) keeps the row it was
+    /// recorded in.
+    pub fn new(record: &Recorder, expected: &[EndpointKey]) -> Tallies {
+        let mut rows = Vec::new();
+        for key in expected {
+            match record.by_endpoint.get(key) {
+                Some(tally) => rows.push((key.clone(), tally.clone())),
+                None if record.by_endpoint.keys().any(|k| k.address == key.address) => {}
+                None => rows.push((key.clone(), Tally::default())),
+            }
+        }
+        for (key, tally) in &record.by_endpoint {
+            if !expected.contains(key) {
+                rows.push((key.clone(), tally.clone()));
+            }
+        }
+        Tallies { rows }
+    }
+
+    /// Rows of real endpoints (without the [`NO_ENDPOINT`] row).
+    pub fn endpoints(&self) -> impl Iterator<Item = &(EndpointKey, Tally)> {
+        self.rows.iter().filter(|(key, _)| key.name != NO_ENDPOINT)
+    }
+
+    /// The sum over every row.
+    pub fn total(&self) -> Tally {
+        let mut total = Tally::default();
+        for (_, tally) in &self.rows {
             total.merge(tally);
         }
         total

@@ -3,6 +3,7 @@
 
 mod client;
 mod compare;
+pub mod endpoints;
 mod table;
 
 use serde::Serialize;
@@ -11,9 +12,29 @@ pub use client::{AskedLoad, ClientReport, LoadReport, client_line, load_and_clie
 pub use compare::{comparison_table, conclusion};
 pub use table::render;
 
-use crate::load::NO_ENDPOINT;
-use crate::record::{EndpointKey, Recorder, Tally};
+use crate::record::{NO_ENDPOINT, Tallies, Tally};
 use crate::verdict::Verdict;
+
+/// The reports as one JSON document: the report itself for one run,
+/// `{"runs": [...]}` for several.
+pub fn json(reports: &[Report]) -> Result<String, serde_json::Error> {
+    if let [report] = reports {
+        serde_json::to_string_pretty(report)
+    } else {
+        serde_json::to_string_pretty(&serde_json::json!({ "runs": reports }))
+    }
+}
+
+/// The reports as human tables; several runs add the side-by-side
+/// comparison and its conclusion.
+pub fn tables(reports: &[Report]) -> String {
+    let mut text: Vec<String> = reports.iter().map(render).collect();
+    if reports.len() > 1 {
+        text.push(comparison_table(reports));
+        text.push(conclusion(reports));
+    }
+    text.join("\n")
+}
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -109,16 +130,16 @@ pub struct RunInfo {
 }
 
 impl Report {
-    /// Builds the report of a run. `expected` lists the endpoints known to
-    /// exist (name, address), so that one that got nothing still has a row.
+    /// Builds the report of a run from its tallies (in report order, see
+    /// [`Tallies`]) and the verdict judged on them.
     pub fn build(
         info: RunInfo,
-        record: &Recorder,
-        expected: &[EndpointKey],
+        tallies: &Tallies,
         changes: Vec<ChangeReport>,
         notices: Vec<String>,
+        verdict: Verdict,
     ) -> Report {
-        let total = record.total();
+        let total = tallies.total();
         let requests = total.requests();
         let share = |n: u64| {
             if requests == 0 {
@@ -127,38 +148,25 @@ impl Report {
                 n as f64 / requests as f64
             }
         };
-        let mut endpoints: Vec<EndpointReport> = Vec::new();
-        let row = |key: &EndpointKey, tally: &Tally| EndpointReport {
-            name: key.name.clone(),
-            address: key.address.clone(),
-            requests: tally.requests(),
-            ok: tally.ok,
-            errors: tally.errors,
-            share: round4(share(tally.requests())),
-            latency_ms: Latency::of(tally),
-            error_codes: tally.error_codes.clone(),
-        };
-        let empty = Tally::default();
-        // Expected endpoints first, in their order; one that answered under
-        // another name (a pod found mid-run) keeps the row it was recorded in.
-        for key in expected {
-            match record.by_endpoint.get(key) {
-                Some(tally) => endpoints.push(row(key, tally)),
-                None if record.by_endpoint.keys().any(|k| k.address == key.address) => {}
-                None => endpoints.push(row(key, &empty)),
-            }
-        }
-        for (key, tally) in &record.by_endpoint {
-            if !expected.contains(key) {
-                endpoints.push(row(key, tally));
-            }
-        }
+        let endpoints = tallies
+            .rows
+            .iter()
+            .map(|(key, tally)| EndpointReport {
+                name: key.name.clone(),
+                address: key.address.clone(),
+                requests: tally.requests(),
+                ok: tally.ok,
+                errors: tally.errors,
+                share: round4(share(tally.requests())),
+                latency_ms: Latency::of(tally),
+                error_codes: tally.error_codes.clone(),
+            })
+            .collect();
         let rps = if info.elapsed_s > 0.0 {
             requests as f64 / info.elapsed_s
         } else {
             0.0
         };
-        let verdict = Verdict::default();
         Report {
             mode: info.mode,
             policy: info.policy,
@@ -201,6 +209,7 @@ fn round4(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{EndpointKey, Recorder};
     use std::time::Duration;
 
     fn key(name: &str) -> EndpointKey {
@@ -225,7 +234,8 @@ mod tests {
             connections: 1,
             elapsed_s: 2.0,
         };
-        let report = Report::build(info, &record, &[key("a"), key("b")], vec![], vec![]);
+        let tallies = Tallies::new(&record, &[key("a"), key("b")]);
+        let report = Report::build(info, &tallies, vec![], vec![], Verdict::default());
         assert_eq!((report.requests, report.ok, report.errors), (4, 3, 1));
         assert_eq!(report.endpoints.len(), 2);
         assert_eq!(report.endpoints[1].requests, 0);

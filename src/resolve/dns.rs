@@ -17,7 +17,9 @@ use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
-use super::{Endpoint, Resolution, ResolveError, ResolveOptions, UpdateSender, diff, spawn_source};
+use super::{
+    Endpoint, Notice, Resolution, ResolveError, ResolveOptions, UpdateSender, diff, spawn_source,
+};
 use crate::target::join_host_port;
 
 /// Starts resolving `host`, through `server` (`ip:port`) when given; waits
@@ -170,7 +172,7 @@ where
 {
     let first = lookup().await.map_err(ResolveError::Failed)?;
     if let Some(reason) = &first.empty_reason
-        && !tx.notice(reason.clone()).await
+        && !tx.notice(Notice::NothingReady(reason.clone())).await
     {
         return Ok(());
     }
@@ -184,7 +186,9 @@ where
             Ok(answer) => answer,
             Err(err) => {
                 if !tx
-                    .notice(format!("DNS refresh failed: {err}; keeping the last set"))
+                    .notice(Notice::SourceError(format!(
+                        "DNS refresh failed: {err}; keeping the last set"
+                    )))
                     .await
                 {
                     return Ok(());
@@ -195,7 +199,9 @@ where
         if answer.empty_reason.is_some()
             && answer.empty_reason != last.empty_reason
             && !tx
-                .notice(answer.empty_reason.clone().unwrap_or_default())
+                .notice(Notice::NothingReady(
+                    answer.empty_reason.clone().unwrap_or_default(),
+                ))
                 .await
         {
             return Ok(());
@@ -279,7 +285,7 @@ mod tests {
         .await
         .unwrap();
         match resolution.updates.recv().await.unwrap() {
-            Update::Notice(n) => assert!(
+            Update::Notice(Notice::SourceError(n)) => assert!(
                 n.contains("timed out") && n.contains("keeping the last set"),
                 "{n}"
             ),
@@ -287,7 +293,7 @@ mod tests {
         }
         assert_eq!(
             resolution.updates.recv().await.unwrap(),
-            Update::Notice("no records".into())
+            Update::Notice(Notice::NothingReady("no records".into()))
         );
         assert_eq!(
             resolution.updates.recv().await.unwrap(),

@@ -1,12 +1,14 @@
 //! Resolvers: turn a [`Target`] into a stream of endpoint sets.
 //!
 //! Every source (static list, Kubernetes EndpointSlices, DNS, etcd) speaks
-//! the same small vocabulary, [`Update`]: *the set is now this* or *this
-//! happened without changing the set*. Consumers (the pool, `grpclb resolve
-//! --watch`) diff consecutive sets with [`diff`]; no source has to.
+//! the same small vocabulary, [`Update`]: *the set is now this* or a typed
+//! [`Notice`] of something that happened without changing the set.
+//! Sources publish a set only when it differs from the last one they sent;
+//! consumers (the pool, `grpclb resolve --watch`) turn consecutive sets into
+//! changes with [`diff`].
 
 mod dns;
-pub mod etcd;
+mod etcd;
 mod kubernetes;
 mod static_list;
 
@@ -75,9 +77,43 @@ impl Endpoint {
 pub enum Update {
     /// The complete set of endpoints now (replaces the previous set).
     Reset(Vec<Endpoint>),
-    /// An event worth reporting that did not change the set by itself:
-    /// reconnected, relisted after an expired watch, a key skipped and why.
-    Notice(String),
+    /// An event worth reporting that did not change the set by itself.
+    Notice(Notice),
+}
+
+/// What a source reports besides sets, by kind, so that consumers can react
+/// to each; `Display` gives the sentence shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A registry entry was left out of the set, and why (an etcd key whose
+    /// value is no usable address).
+    Skipped { key: String, reason: String },
+    /// The set has nothing ready to balance onto, and why (no records, no
+    /// pods match, none ready, NXDOMAIN).
+    NothingReady(String),
+    /// The source cannot reach its backend or read from it (a lost watch, a
+    /// failed refresh); it keeps the last set and retries.
+    SourceError(String),
+    /// The source is back after an outage.
+    Reconnected(String),
+    /// The source read its whole set again (an expired watch, a compacted
+    /// revision).
+    Relisted(String),
+    /// The source stopped for good; the last set stays in force.
+    Stopped(String),
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Skipped { key, reason } => write!(f, "etcd key {key} skipped: {reason}"),
+            Notice::NothingReady(message)
+            | Notice::SourceError(message)
+            | Notice::Reconnected(message)
+            | Notice::Relisted(message)
+            | Notice::Stopped(message) => f.write_str(message),
+        }
+    }
 }
 
 /// Why a target could not be resolved. Every message says what to do.
@@ -105,8 +141,14 @@ pub struct ResolveOptions {
     /// Kubernetes: the cluster's DNS domain, for the Service name clusterip mode dials.
     pub cluster_domain: String,
     /// How to reach etcd (credentials, TLS, reconnect backoff).
-    pub etcd: etcd::EtcdOptions,
+    pub etcd: crate::etcd::EtcdOptions,
+    /// The longest wait for the first set (or the Service's address): a
+    /// source that never answers fails the run instead of hanging it.
+    pub first_set_timeout: Duration,
 }
+
+/// How long the first set may take by default (`--resolve-timeout`).
+pub const DEFAULT_FIRST_SET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The DNS domain of most clusters (kubelet's `--cluster-domain` default).
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
@@ -119,7 +161,8 @@ impl Default for ResolveOptions {
             kubeconfig: None,
             kube_context: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
-            etcd: etcd::EtcdOptions::default(),
+            etcd: crate::etcd::EtcdOptions::default(),
+            first_set_timeout: DEFAULT_FIRST_SET_TIMEOUT,
         }
     }
 }
@@ -154,11 +197,8 @@ impl UpdateSender {
     }
 
     /// Reports an event that does not change the set. Returns false once nobody listens.
-    pub async fn notice(&self, message: impl Into<String>) -> bool {
-        self.tx
-            .send(Ok(Update::Notice(message.into())))
-            .await
-            .is_ok()
+    pub async fn notice(&self, notice: Notice) -> bool {
+        self.tx.send(Ok(Update::Notice(notice))).await.is_ok()
     }
 
     /// Completes once nobody listens any more, so that a source waiting on
@@ -210,9 +250,9 @@ where
         while let Some(item) = rx.recv().await {
             let update = match item {
                 Ok(update) => update,
-                Err(err) => Update::Notice(format!(
+                Err(err) => Update::Notice(Notice::Stopped(format!(
                     "{source} resolver stopped: {err}; keeping the last set"
-                )),
+                ))),
             };
             if out_tx.send(update).await.is_err() {
                 break;
@@ -228,8 +268,60 @@ where
     })
 }
 
-/// Starts resolving `target`.
+/// Starts resolving `target`: waits for the first set, at most
+/// `options.first_set_timeout`, saying on stderr what it waits for when the
+/// source is slow to answer.
 pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+    bounded(
+        target,
+        options.first_set_timeout,
+        start_source(target, options),
+    )
+    .await
+}
+
+/// After this long without an answer, say what is being waited for.
+const SLOW_ANSWER: Duration = Duration::from_secs(2);
+
+/// Runs `work` (a first resolution or look-up for `target`) for at most
+/// `limit`, with a word on stderr once it is slow, so that a server that
+/// accepts connections and never answers cannot hang a run.
+async fn bounded<T>(
+    target: &Target,
+    limit: Duration,
+    work: impl Future<Output = Result<T, ResolveError>>,
+) -> Result<T, ResolveError> {
+    let waiting_for = match target {
+        Target::Kubernetes { .. } => "the Kubernetes API server",
+        Target::Etcd { .. } => "etcd",
+        Target::Dns { .. } | Target::HostPort { .. } => "the DNS server",
+        Target::Static { .. } => "the static list",
+    };
+    let work = tokio::time::timeout(limit, work);
+    tokio::pin!(work);
+    let answered = tokio::select! {
+        answered = &mut work => answered,
+        () = tokio::time::sleep(SLOW_ANSWER.min(limit)) => {
+            eprintln!(
+                "grpclb: waiting for {waiting_for} to answer for {target} (giving up after {}; --resolve-timeout sets it)",
+                humantime::format_duration(limit)
+            );
+            work.await
+        }
+    };
+    answered.unwrap_or_else(|_| {
+        Err(ResolveError::Failed(format!(
+            "{waiting_for} did not answer for {target} within {}: it accepts connections but sends nothing back, \
+             or is overloaded; check the address (and proxies), or allow longer with --resolve-timeout",
+            humantime::format_duration(limit)
+        )))
+    })
+}
+
+async fn start_source(
+    target: &Target,
+    options: &ResolveOptions,
+) -> Result<Resolution, ResolveError> {
     match target {
         Target::Static { addresses } => static_list::start(addresses.clone()).await,
         // An IP is one endpoint; a name resolves through DNS, as gRPC's
@@ -255,6 +347,16 @@ pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resoluti
 /// number (looked up when the target names the port); the one address of
 /// any other single-address target.
 pub async fn service_address(
+    target: &Target,
+    options: &ResolveOptions,
+) -> Result<String, ResolveError> {
+    bounded(target, options.first_set_timeout, async {
+        service_address_of(target, options).await
+    })
+    .await
+}
+
+async fn service_address_of(
     target: &Target,
     options: &ResolveOptions,
 ) -> Result<String, ResolveError> {
@@ -370,7 +472,7 @@ mod tests {
         .expect("first set");
         assert_eq!(resolution.initial.len(), 1);
         match resolution.updates.recv().await {
-            Some(Update::Notice(n)) => assert!(n.contains("lost"), "{n}"),
+            Some(Update::Notice(Notice::Stopped(n))) => assert!(n.contains("lost"), "{n}"),
             other => panic!("expected a notice, got {other:?}"),
         }
     }

@@ -1,9 +1,11 @@
 //! `grpclb serve`: the backend to deploy. It names itself in every reply
 //! (`hostname` response header), serves `grpclb.v1.Echo`, health and
-//! reflection, and drains gracefully on SIGTERM / Ctrl-C.
+//! reflection, and drains gracefully on SIGTERM / Ctrl-C; [`run`] is the
+//! `grpclb serve` flow (bind, register, serve, deregister, drain).
 
 mod echo;
 mod identity;
+mod run;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use tower::util::MapResponseLayer;
 
 pub use echo::EchoService;
 pub use identity::Identity;
+pub use run::run;
 
 use crate::proto::echo_server::EchoServer;
 
@@ -98,19 +101,4 @@ pub async fn serve(
         )
         .await?;
     Ok(())
-}
-
-/// Installs the SIGTERM and Ctrl-C handlers now and returns a future that
-/// completes on either. Installing before the server announces itself means
-/// a SIGTERM sent right after "listening on" drains instead of killing.
-pub fn termination_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

@@ -1,6 +1,7 @@
 //! The spread checks: each asked-for check against the fair-balancer bound,
 //! with "too few calls to judge" when the run was too small for the check
-//! to mean anything.
+//! to mean anything. The statistics only: [`super::words`] puts findings
+//! in words.
 
 use super::assertions::Assertions;
 use super::bound::{Balancing, FALSE_ALARM, Model, Range, fewest_units};
@@ -8,16 +9,16 @@ use super::spread::Spread;
 use super::{EndpointBound, Finding, TooFew};
 
 /// Fewest expected units per endpoint for the chi-square approximation.
-const CHI2_MIN_EXPECTED: f64 = 5.0;
+pub(super) const CHI2_MIN_EXPECTED: f64 = 5.0;
 
 /// The spread checks of one run size, with every bound computed once, so
 /// that many runs of that size can be judged cheaply.
 #[derive(Debug, Clone)]
 pub struct Judge {
-    assertions: Assertions,
-    model: Model,
-    shares: Vec<f64>,
-    ranges: Vec<Range>,
+    pub(super) assertions: Assertions,
+    pub(super) model: Model,
+    pub(super) shares: Vec<f64>,
+    pub(super) ranges: Vec<Range>,
     /// Whether the default bound can catch a half-share endpoint.
     spread_power: Power,
     /// Per asked check that the run is too small for: (check, needed).
@@ -34,7 +35,7 @@ enum Power {
 
 /// One check that did not hold, before it is put in words.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Violation {
+pub(super) enum Violation {
     Spread { i: usize, n: u64 },
     Deviation { i: usize, share: f64 },
     Ratio { ratio: Option<f64> },
@@ -309,240 +310,6 @@ impl Judge {
             }
         }
     }
-
-    /// A violation in words, with its numbers.
-    fn describe(&self, v: Violation, names: &[String], counts: &[u64], spread: &Spread) -> Finding {
-        let total: u64 = counts.iter().sum();
-        let pct = |x: f64| x * 100.0;
-        let finding = |check: &str,
-                       endpoints: Vec<String>,
-                       observed: f64,
-                       bound: f64,
-                       unit: &str,
-                       message: String| Finding {
-            check: check.into(),
-            endpoints,
-            observed,
-            bound: Some(bound),
-            by: Some(round4((observed - bound).abs())),
-            unit: unit.into(),
-            message,
-        };
-        match v {
-            Violation::Spread { i, n } => {
-                let range = self.ranges[i];
-                let (bound, side) = if n < range.low {
-                    (range.low, "short by")
-                } else {
-                    (range.high, "over by")
-                };
-                let idle = if n == 0 { " (idle)" } else { "" };
-                let message = format!(
-                    "spread: {} got {n} of {total} calls ({:.1}%){idle}; a fair balancer gives it {}..{} \
-                     (expected {:.0}, {:.1}%); {side} {}",
-                    names[i],
-                    pct(n as f64 / total.max(1) as f64),
-                    range.low,
-                    range.high,
-                    total as f64 * self.shares[i],
-                    pct(self.shares[i]),
-                    n.abs_diff(bound),
-                );
-                finding(
-                    "spread",
-                    vec![names[i].clone()],
-                    n as f64,
-                    bound as f64,
-                    "calls",
-                    message,
-                )
-            }
-            Violation::Deviation { i, share } => {
-                let limit = self.assertions.max_deviation.unwrap_or_default();
-                let expected = self.shares[i];
-                let bound = if share > expected {
-                    expected + limit
-                } else {
-                    expected - limit
-                };
-                let message = format!(
-                    "max-deviation: {} got {:.1}% of calls; expected {:.1}% ± {:.1} points; off by {:.1} points beyond",
-                    names[i],
-                    pct(share),
-                    pct(expected),
-                    pct(limit),
-                    pct((share - bound).abs())
-                );
-                finding(
-                    "max-deviation",
-                    vec![names[i].clone()],
-                    round4(share),
-                    round4(bound),
-                    "share",
-                    message,
-                )
-            }
-            Violation::Ratio { ratio } => {
-                let limit = self.assertions.max_ratio.unwrap_or_default();
-                let relative = |i: usize| counts[i] as f64 / self.shares[i];
-                let weighted: Vec<usize> = (0..counts.len())
-                    .filter(|i| self.shares[*i] > 0.0)
-                    .collect();
-                let busiest = weighted
-                    .iter()
-                    .copied()
-                    .max_by(|a, b| relative(*a).total_cmp(&relative(*b)));
-                let idlest = weighted
-                    .iter()
-                    .copied()
-                    .min_by(|a, b| relative(*a).total_cmp(&relative(*b)));
-                let (Some(b), Some(l)) = (busiest, idlest) else {
-                    return finding(
-                        "max-ratio",
-                        vec![],
-                        0.0,
-                        limit,
-                        "ratio",
-                        "max-ratio: no endpoint got calls".into(),
-                    );
-                };
-                let shown = ratio.map_or("unbounded".to_string(), |r| format!("{r:.2}"));
-                let message = format!(
-                    "max-ratio: busiest {} ({} calls) / idlest {} ({} calls) = {shown}{}; at most {limit:.2} allowed",
-                    names[b],
-                    counts[b],
-                    names[l],
-                    counts[l],
-                    if self.assertions.weights.is_some() {
-                        " after weights"
-                    } else {
-                        ""
-                    },
-                );
-                let mut f = finding(
-                    "max-ratio",
-                    vec![names[b].clone(), names[l].clone()],
-                    ratio.unwrap_or(f64::INFINITY),
-                    limit,
-                    "ratio",
-                    message,
-                );
-                if ratio.is_none() {
-                    f.by = None;
-                }
-                f
-            }
-            Violation::Chi2 { p } => {
-                let limit = self.assertions.chi2_p.unwrap_or_default();
-                let message = format!(
-                    "chi2-p: the spread fits the expected one with p = {p:.2e} (chi² {:.1}, {} degrees of freedom); at least {limit} required",
-                    spread.chi2,
-                    self.shares
-                        .iter()
-                        .filter(|p| **p > 0.0)
-                        .count()
-                        .saturating_sub(1)
-                );
-                finding("chi2-p", vec![], p, limit, "p", message)
-            }
-            Violation::Idle { i } => finding(
-                "all-endpoints-hit",
-                vec![names[i].clone()],
-                0.0,
-                1.0,
-                "calls",
-                format!("all-endpoints-hit: {} got no calls (idle)", names[i]),
-            ),
-            Violation::Endpoints { hit } => {
-                let expected = self.assertions.expect_endpoints.unwrap_or_default();
-                finding(
-                    "expect-endpoints",
-                    vec![],
-                    hit as f64,
-                    expected as f64,
-                    "endpoints",
-                    format!(
-                        "expect-endpoints: {hit} endpoints answered calls; expected {expected}"
-                    ),
-                )
-            }
-        }
-    }
-
-    /// Why a check cannot be judged at this run's size, and what would do.
-    fn too_few_message(&self, check: &str, needed: Option<u64>, unserved: &[String]) -> String {
-        let unit = self.model.unit();
-        let have = self.model.units();
-        let k = self.shares.iter().filter(|p| **p > 0.0).count();
-        let (what, why) = match check {
-            "spread" => (
-                "the spread".to_string(),
-                "the bound cannot tell a fair endpoint from one that gets half its share"
-                    .to_string(),
-            ),
-            "max-deviation" => (
-                format!(
-                    "--max-deviation {}",
-                    self.assertions.max_deviation.unwrap_or_default()
-                ),
-                format!(
-                    "a fair balancer deviates by up to {:.1} points by chance",
-                    worst_deviation(&self.model, &self.shares) * 100.0
-                ),
-            ),
-            "max-ratio" => (
-                format!(
-                    "--max-ratio {}",
-                    self.assertions.max_ratio.unwrap_or_default()
-                ),
-                match worst_ratio(&self.model, &self.shares) {
-                    Some(r) => format!("a fair balancer's busiest/idlest reaches {r:.2} by chance"),
-                    None => {
-                        "a fair balancer may leave an endpoint without calls by chance".to_string()
-                    }
-                },
-            ),
-            "chi2-p" => (
-                "--chi2-p".to_string(),
-                format!(
-                    "the chi-square test needs {CHI2_MIN_EXPECTED} expected {unit} per endpoint"
-                ),
-            ),
-            _ => (
-                "--all-endpoints-hit".to_string(),
-                "a fair balancer may leave an endpoint without calls by chance".to_string(),
-            ),
-        };
-        let flag = if unit == "connections" {
-            "--connections"
-        } else {
-            "--requests"
-        };
-        let pinned = if unit == "connections" && (have as usize) < k {
-            let unserved = if unserved.is_empty() {
-                String::new()
-            } else {
-                format!(" ({} got no calls)", unserved.join(", "))
-            };
-            format!(
-                "; uneven by construction: clusterip pins each connection to one endpoint, so {have} {unit} \
-                 reach at most {have} of {k} endpoints{unserved}; balance per call with --mode headless"
-            )
-        } else {
-            String::new()
-        };
-        match needed {
-            Some(needed) => format!(
-                "too few {unit} to judge {what}: with {have} {unit} over {k} endpoints, {why}; \
-                 judging needs at least {needed} {unit} ({flag} {needed}){pinned}"
-            ),
-            None => format!(
-                "{what} cannot be judged at any number of {unit}: a fair balancer over {k} endpoints \
-                 does not meet it ({}); loosen it{pinned}",
-                self.model.describe()
-            ),
-        }
-    }
 }
 
 /// The fair range of each endpoint, computed once per distinct share.
@@ -573,7 +340,7 @@ fn spread_powered(model: &Model, shares: &[f64]) -> bool {
 }
 
 /// The largest share deviation a fair balancer reaches within its bound.
-fn worst_deviation(model: &Model, shares: &[f64]) -> f64 {
+pub(super) fn worst_deviation(model: &Model, shares: &[f64]) -> f64 {
     let calls = model.calls().max(1) as f64;
     ranges(model, shares)
         .iter()
@@ -587,7 +354,7 @@ fn worst_deviation(model: &Model, shares: &[f64]) -> f64 {
 
 /// The largest weighted busiest/idlest ratio a fair balancer reaches
 /// within its bound; `None` when an endpoint may get nothing.
-fn worst_ratio(model: &Model, shares: &[f64]) -> Option<f64> {
+pub(super) fn worst_ratio(model: &Model, shares: &[f64]) -> Option<f64> {
     let ranges = ranges(model, shares);
     let mut busiest: f64 = 0.0;
     let mut idlest = f64::INFINITY;
@@ -613,6 +380,6 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn round4(x: f64) -> f64 {
+pub(super) fn round4(x: f64) -> f64 {
     (x * 10000.0).round() / 10000.0
 }

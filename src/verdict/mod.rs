@@ -11,6 +11,7 @@ mod assertions;
 mod bound;
 mod checks;
 mod spread;
+mod words;
 
 use serde::Serialize;
 
@@ -19,7 +20,7 @@ pub use bound::{Balancing, DETECTION, FALSE_ALARM, Model, Range, binomial_range}
 pub use checks::Judge;
 pub use spread::Spread;
 
-use crate::report::Report;
+use crate::record::Tallies;
 
 /// The judgement of one run; the JSON `verdict` object.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -124,11 +125,11 @@ pub const NOTHING_ASKED: &str = "nothing asked";
 /// `checked` of a run shown only for contrast (the clusterip run of `--mode both`).
 pub const NOT_JUDGED: &str = "not judged (shown for contrast)";
 
-/// Judges a report against the assertions, knowing how it balanced.
-pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> Verdict {
-    let mut endpoints: Vec<(String, String)> = report
-        .endpoint_rows()
-        .map(|e| (e.name.clone(), e.address.clone()))
+/// Judges a run's tallies against the assertions, knowing how it balanced.
+pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -> Verdict {
+    let mut endpoints: Vec<(String, String)> = tallies
+        .endpoints()
+        .map(|(key, _)| (key.name.clone(), key.address.clone()))
         .collect();
     // Endpoints the user says exist but that never answered count as idle.
     if let Some(expected) = assertions.expect_endpoints {
@@ -154,13 +155,14 @@ pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> 
         None => equal_shares(endpoints.len()),
     };
     let names: Vec<String> = endpoints.iter().map(|(n, _)| n.clone()).collect();
+    // Endpoints added above (unseen, or named only by --weights) got nothing.
     let counts: Vec<u64> = endpoints
         .iter()
         .map(|(name, address)| {
-            report
-                .endpoint_rows()
-                .find(|e| &e.name == name && &e.address == address)
-                .map_or(0, |e| e.requests)
+            tallies
+                .endpoints()
+                .find(|(key, _)| &key.name == name && &key.address == address)
+                .map_or(0, |(_, tally)| tally.requests())
         })
         .collect();
     let calls: u64 = counts.iter().sum();
@@ -170,7 +172,7 @@ pub fn judge(report: &Report, assertions: &Assertions, balancing: Balancing) -> 
     findings.extend(spread_findings);
     let mut checked = judge.checked();
     if let Some(budget) = assertions.max_errors {
-        let (finding, shown) = error_check(report, budget);
+        let (finding, shown) = error_check(tallies, budget);
         checked.push(format!("errors <= {shown}"));
         findings.extend(finding);
     }
@@ -202,49 +204,50 @@ fn equal_shares(k: usize) -> Vec<f64> {
 }
 
 /// The error budget check: a finding when it failed, and the budget shown.
-fn error_check(report: &Report, budget: ErrorBudget) -> (Option<Finding>, String) {
+fn error_check(tallies: &Tallies, budget: ErrorBudget) -> (Option<Finding>, String) {
+    let total = tallies.total();
     let (allowed, shown) = match budget {
         ErrorBudget::Count(n) => (n, format!("{n}")),
         ErrorBudget::Fraction(f) => (
-            (f * report.requests as f64).floor() as u64,
+            (f * total.requests() as f64).floor() as u64,
             format!("{:.2}%", f * 100.0),
         ),
     };
-    let finding = (report.errors > allowed).then(|| Finding {
+    let finding = (total.errors > allowed).then(|| Finding {
         check: "max-errors".into(),
-        endpoints: report
-            .endpoints
+        endpoints: tallies
+            .rows
             .iter()
-            .filter(|e| e.errors > 0)
-            .map(|e| e.name.clone())
+            .filter(|(_, t)| t.errors > 0)
+            .map(|(key, _)| key.name.clone())
             .collect(),
-        observed: report.errors as f64,
+        observed: total.errors as f64,
         bound: Some(allowed as f64),
-        by: Some((report.errors - allowed) as f64),
+        by: Some((total.errors - allowed) as f64),
         unit: "errors".into(),
         message: format!(
             "max-errors: {} of {} calls failed; at most {shown} allowed{}",
-            report.errors,
-            report.requests,
-            error_breakdown(report)
+            total.errors,
+            total.requests(),
+            error_breakdown(tallies)
         ),
     });
     (finding, shown)
 }
 
 /// Where errors happened, as " (pod-b: 12 UNAVAILABLE)".
-fn error_breakdown(report: &Report) -> String {
-    let parts: Vec<String> = report
-        .endpoints
+fn error_breakdown(tallies: &Tallies) -> String {
+    let parts: Vec<String> = tallies
+        .rows
         .iter()
-        .filter(|e| e.errors > 0)
-        .map(|e| {
-            let codes: Vec<String> = e
+        .filter(|(_, t)| t.errors > 0)
+        .map(|(key, t)| {
+            let codes: Vec<String> = t
                 .error_codes
                 .iter()
                 .map(|(c, n)| format!("{n} {c}"))
                 .collect();
-            format!("{}: {}", e.name, codes.join(", "))
+            format!("{}: {}", key.name, codes.join(", "))
         })
         .collect();
     if parts.is_empty() {
@@ -262,41 +265,24 @@ fn round4(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::pick::Policy;
-    use crate::report::{EndpointReport, Latency};
+    use crate::record::{EndpointKey, Tally};
 
-    fn report(counts: &[(&str, u64)]) -> Report {
-        let requests = counts.iter().map(|(_, n)| n).sum::<u64>();
-        Report {
-            mode: "headless".into(),
-            policy: "random".into(),
-            target: "test".into(),
-            call: "grpc.health.v1.Health/Check".into(),
-            connections: counts.len(),
-            requests,
-            ok: requests,
-            errors: 0,
-            elapsed_s: 1.0,
-            rps: requests as f64,
-            latency_ms: Latency::default(),
-            endpoints: counts
-                .iter()
-                .map(|(name, n)| EndpointReport {
+    fn report(counts: &[(&str, u64)]) -> Tallies {
+        let rows = counts
+            .iter()
+            .map(|(name, n)| {
+                let key = EndpointKey {
                     name: name.to_string(),
                     address: format!("{name}:80"),
-                    requests: *n,
+                };
+                let tally = Tally {
                     ok: *n,
-                    errors: 0,
-                    share: *n as f64 / requests.max(1) as f64,
-                    latency_ms: Latency::default(),
-                    error_codes: Default::default(),
-                })
-                .collect(),
-            changes: Vec::new(),
-            notices: Vec::new(),
-            verdict: Verdict::default(),
-            load: None,
-            client: None,
-        }
+                    ..Tally::default()
+                };
+                (key, tally)
+            })
+            .collect();
+        Tallies { rows }
     }
 
     fn per_call(policy: Policy) -> Balancing {
@@ -344,9 +330,9 @@ mod tests {
     fn a_starved_endpoint_is_named_with_how_far_it_fell_short() {
         let r = report(&[("a", 3400), ("b", 3350), ("c", 3250)]);
         let mut counts = r.clone();
-        counts.endpoints[2].requests = 1650;
-        counts.endpoints[0].requests = 4200;
-        counts.endpoints[1].requests = 4150;
+        counts.rows[2].1.ok = 1650;
+        counts.rows[0].1.ok = 4200;
+        counts.rows[1].1.ok = 4150;
         let v = judge(&counts, &even(), per_call(Policy::LeastRequest));
         assert!(!v.passed);
         assert!(v.failures.iter().any(|f| f.contains("c got 1650")), "{v:?}");
@@ -443,10 +429,10 @@ mod tests {
     #[test]
     fn errors_over_budget_name_where_they_happened() {
         let mut r = report(&[("a", 100), ("b", 100)]);
-        r.errors = 5;
-        r.ok -= 5;
-        r.endpoints[1].errors = 5;
-        r.endpoints[1].error_codes.insert("UNAVAILABLE".into(), 5);
+        let b = &mut r.rows[1].1;
+        b.ok -= 5;
+        b.errors = 5;
+        b.error_codes.insert("UNAVAILABLE".into(), 5);
         let asked = Assertions {
             max_errors: Some(ErrorBudget::Count(0)),
             ..Assertions::default()

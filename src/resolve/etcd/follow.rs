@@ -8,21 +8,14 @@
 //! matters to a user (lost, still unreachable, reconnected and resumed,
 //! compacted and re-read, a key skipped) is reported as a notice.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchStream};
-use futures::StreamExt;
 
-use super::connect::{self, Backoff, EtcdError, EtcdOptions};
 use super::keyset::{KeySet, RawKey};
-use crate::resolve::{Change, Endpoint, ResolveError, UpdateSender, diff};
-
-/// The longest all lease TTL look-ups for one set may take together.
-const TTL_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How many lease look-ups run at once.
-const TTL_LOOKUP_CONCURRENCY: usize = 8;
+use super::ttl::fill_ttls;
+use crate::etcd::connect::{self, Backoff, EtcdError, EtcdOptions};
+use crate::resolve::{Change, Endpoint, Notice, ResolveError, UpdateSender, diff};
 
 /// A watch that lived this long before it broke resets the reconnect backoff.
 const STABLE_WATCH: Duration = Duration::from_secs(10);
@@ -67,6 +60,15 @@ enum Link {
     },
 }
 
+/// The loop's connection to etcd: the client, whether the watch is in
+/// place, and the reconnect backoff, beside what it knows.
+struct Session {
+    client: Client,
+    state: State,
+    link: Link,
+    backoff: Backoff,
+}
+
 /// The next step of the loop.
 enum Step {
     Watch,
@@ -103,114 +105,129 @@ impl Source {
             return Ok(());
         }
         if count == 0 {
-            tx.notice(format!(
+            tx.notice(Notice::NothingReady(format!(
                 "no endpoints under {} at revision {} yet; watching for registrations",
                 self.dir, state.revision
-            ))
+            )))
             .await;
         }
-
-        let mut backoff = Backoff::new(self.options.reconnect_min, self.options.reconnect_max);
-        let mut link = Link::Up;
+        let mut session = Session {
+            client,
+            state,
+            link: Link::Up,
+            backoff: Backoff::new(self.options.reconnect_min, self.options.reconnect_max),
+        };
         let mut step = Step::Watch;
         loop {
-            step = match step {
-                Step::Watch => match self.open_watch(&mut client, state.revision + 1).await {
-                    Err(err) => {
-                        self.failed_attempt(tx, &mut link, &err.to_string(), &state, Step::Watch)
-                            .await
-                    }
-                    Ok(stream) => {
-                        if let Link::Down { failures } = link {
-                            tx.notice(format!(
-                                "reconnected to etcd at {} after {} attempt(s); resumed the watch from revision {}",
-                                self.endpoints.join(","),
-                                failures + 1,
-                                state.revision + 1
-                            ))
-                            .await;
-                            link = Link::Up;
-                        }
-                        let opened = Instant::now();
-                        match self.watch(stream, &client, &mut state, tx).await {
-                            WatchEnd::Unheard => return Ok(()),
-                            WatchEnd::Lost(reason) => {
-                                // A watch that breaks as soon as it is set up
-                                // does not earn a quick retry.
-                                if opened.elapsed() >= STABLE_WATCH {
-                                    backoff.reset();
-                                }
-                                self.report_lost(tx, &reason, &state).await;
-                                link = Link::Down { failures: 0 };
-                                Step::Reconnect(Box::new(Step::Watch))
-                            }
-                            WatchEnd::Compacted { compact_revision } => {
-                                tx.notice(format!(
-                                    "revision {} of {} is compacted (etcd keeps revisions from {compact_revision}); re-reading the prefix",
-                                    state.revision + 1,
-                                    self.dir
-                                ))
-                                .await;
-                                Step::Reread
-                            }
-                        }
-                    }
-                },
-                Step::Reread => {
-                    let before = state.sent.clone().unwrap_or_default();
-                    match self.read(&mut client, &mut state).await {
-                        Err(err) => {
-                            self.failed_attempt(
-                                tx,
-                                &mut link,
-                                &err.to_string(),
-                                &state,
-                                Step::Reread,
-                            )
-                            .await
-                        }
-                        Ok(notices) => {
-                            let after = state.keys.endpoints();
-                            let changes = diff(&before, &after);
-                            let count = |added: bool| {
-                                changes
-                                    .iter()
-                                    .filter(|c| match c {
-                                        Change::Added(_) => added,
-                                        Change::Removed(_) => !added,
-                                        Change::Changed(_) => false,
-                                    })
-                                    .count()
-                            };
-                            let (added, removed) = (count(true), count(false));
-                            tx.notice(format!(
-                                "re-read {} at revision {}: {} endpoint(s), {added} added, {removed} removed",
-                                self.dir,
-                                state.revision,
-                                after.len()
-                            ))
-                            .await;
-                            if !self.publish(&client, &mut state, tx, notices).await {
-                                return Ok(());
-                            }
-                            Step::Watch
-                        }
-                    }
-                }
-                Step::Reconnect(then) => {
-                    tokio::time::sleep(backoff.next_wait()).await;
-                    match connect::connect(&self.endpoints, &self.options).await {
-                        Ok(new_client) => {
-                            client = new_client;
-                            *then
-                        }
-                        Err(err) => {
-                            self.failed_attempt(tx, &mut link, &err.to_string(), &state, *then)
-                                .await
-                        }
-                    }
-                }
+            let next = match step {
+                Step::Watch => self.watch_step(&mut session, tx).await,
+                Step::Reread => self.reread_step(&mut session, tx).await,
+                Step::Reconnect(then) => Some(self.reconnect_step(&mut session, tx, *then).await),
             };
+            match next {
+                Some(next) => step = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Opens the watch from the revision after the last one applied and
+    /// follows it until it ends. `None` once nobody listens.
+    async fn watch_step(&self, session: &mut Session, tx: &UpdateSender) -> Option<Step> {
+        let start = session.state.revision + 1;
+        let stream = match self.open_watch(&mut session.client, start).await {
+            Ok(stream) => stream,
+            Err(err) => {
+                return Some(
+                    self.failed_attempt(tx, session, &err.to_string(), Step::Watch)
+                        .await,
+                );
+            }
+        };
+        if let Link::Down { failures } = session.link {
+            tx.notice(Notice::Reconnected(format!(
+                "reconnected to etcd at {} after {} attempt(s); resumed the watch from revision {start}",
+                self.endpoints.join(","),
+                failures + 1,
+            )))
+            .await;
+            session.link = Link::Up;
+        }
+        let opened = Instant::now();
+        match self
+            .watch(stream, &session.client, &mut session.state, tx)
+            .await
+        {
+            WatchEnd::Unheard => None,
+            WatchEnd::Lost(reason) => {
+                // A watch that breaks as soon as it is set up does not earn
+                // a quick retry.
+                if opened.elapsed() >= STABLE_WATCH {
+                    session.backoff.reset();
+                }
+                self.report_lost(tx, &reason, &session.state).await;
+                session.link = Link::Down { failures: 0 };
+                Some(Step::Reconnect(Box::new(Step::Watch)))
+            }
+            WatchEnd::Compacted { compact_revision } => {
+                tx.notice(Notice::Relisted(format!(
+                    "revision {} of {} is compacted (etcd keeps revisions from {compact_revision}); re-reading the prefix",
+                    session.state.revision + 1,
+                    self.dir
+                )))
+                .await;
+                Some(Step::Reread)
+            }
+        }
+    }
+
+    /// Reads the whole prefix again and publishes what changed. `None` once
+    /// nobody listens.
+    async fn reread_step(&self, session: &mut Session, tx: &UpdateSender) -> Option<Step> {
+        let before = session.state.sent.clone().unwrap_or_default();
+        let notices = match self.read(&mut session.client, &mut session.state).await {
+            Ok(notices) => notices,
+            Err(err) => {
+                return Some(
+                    self.failed_attempt(tx, session, &err.to_string(), Step::Reread)
+                        .await,
+                );
+            }
+        };
+        let after = session.state.keys.endpoints();
+        let changes = diff(&before, &after);
+        let added = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Added(_)))
+            .count();
+        let removed = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Removed(_)))
+            .count();
+        tx.notice(Notice::Relisted(format!(
+            "re-read {} at revision {}: {} endpoint(s), {added} added, {removed} removed",
+            self.dir,
+            session.state.revision,
+            after.len()
+        )))
+        .await;
+        self.publish(&session.client, &mut session.state, tx, notices)
+            .await
+            .then_some(Step::Watch)
+    }
+
+    /// Waits out the backoff and connects again; then goes on with `then`.
+    async fn reconnect_step(&self, session: &mut Session, tx: &UpdateSender, then: Step) -> Step {
+        tokio::time::sleep(session.backoff.next_wait()).await;
+        match connect::connect(&self.endpoints, &self.options).await {
+            Ok(client) => {
+                session.client = client;
+                then
+            }
+            Err(err) => {
+                self.failed_attempt(tx, session, &err.to_string(), then)
+                    .await
+            }
         }
     }
 
@@ -219,22 +236,21 @@ impl Source {
     async fn failed_attempt(
         &self,
         tx: &UpdateSender,
-        link: &mut Link,
+        session: &mut Session,
         err: &str,
-        state: &State,
         then: Step,
     ) -> Step {
-        match link {
+        match &mut session.link {
             Link::Up => {
-                self.report_lost(tx, err, state).await;
-                *link = Link::Down { failures: 1 };
+                self.report_lost(tx, err, &session.state).await;
+                session.link = Link::Down { failures: 1 };
             }
             Link::Down { failures } => {
                 *failures += 1;
                 if failures.is_multiple_of(REPORT_EVERY_ATTEMPTS) {
-                    tx.notice(format!(
+                    tx.notice(Notice::SourceError(format!(
                         "etcd still unreachable after {failures} attempts ({err}); keeping the last set"
-                    ))
+                    )))
                     .await;
                 }
             }
@@ -243,17 +259,17 @@ impl Source {
     }
 
     async fn report_lost(&self, tx: &UpdateSender, reason: &str, state: &State) {
-        tx.notice(format!(
+        tx.notice(Notice::SourceError(format!(
             "lost the watch on {} at {}: {reason}; reconnecting (last revision seen: {})",
             self.dir,
             self.endpoints.join(","),
             state.revision
-        ))
+        )))
         .await;
     }
 
     /// Reads every key under the prefix into `state`. Returns notices for skipped keys.
-    async fn read(&self, client: &mut Client, state: &mut State) -> Result<Vec<String>, EtcdError> {
+    async fn read(&self, client: &mut Client, state: &mut State) -> Result<Vec<Notice>, EtcdError> {
         let response = connect::call(
             &self.endpoints,
             "reading the prefix",
@@ -353,7 +369,7 @@ impl Source {
         client: &Client,
         state: &mut State,
         tx: &UpdateSender,
-        notices: Vec<String>,
+        notices: Vec<Notice>,
     ) -> bool {
         for notice in notices {
             if !tx.notice(notice).await {
@@ -373,42 +389,5 @@ impl Source {
             state.sent = Some(endpoints);
         }
         true
-    }
-}
-
-/// Looks up the remaining TTL of each endpoint's lease. Best effort: a lease
-/// that cannot be looked up in time keeps an unknown TTL.
-async fn fill_ttls(client: &Client, endpoints: &mut [Endpoint]) {
-    let mut leases: Vec<i64> = endpoints.iter().filter_map(|e| e.lease).collect();
-    leases.sort_unstable();
-    leases.dedup();
-    if leases.is_empty() {
-        return;
-    }
-    let lookups = futures::stream::iter(leases)
-        .map(|id| {
-            let mut client = client.clone();
-            async move {
-                (
-                    id,
-                    client
-                        .lease_time_to_live(id, None)
-                        .await
-                        .ok()
-                        .map(|r| r.ttl()),
-                )
-            }
-        })
-        .buffer_unordered(TTL_LOOKUP_CONCURRENCY)
-        .filter_map(|(id, ttl)| async move { ttl.map(|ttl| (id, ttl)) })
-        .collect::<HashMap<i64, i64>>();
-    let Ok(ttls) = tokio::time::timeout(TTL_LOOKUP_TIMEOUT, lookups).await else {
-        return;
-    };
-    for endpoint in endpoints {
-        if let Some(lease) = endpoint.lease {
-            // etcd answers -1 for a lease that has just expired.
-            endpoint.ttl_s = ttls.get(&lease).copied().filter(|ttl| *ttl >= 0);
-        }
     }
 }

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use super::value::{self, Decoded};
-use crate::resolve::Endpoint;
+use crate::etcd::value::{self, Decoded};
+use crate::resolve::{Endpoint, Notice};
 
 /// What one key holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl KeySet {
     ///
     /// Returns a notice for each key that is skipped and was not already
     /// skipped for the same reason.
-    pub fn replace(&mut self, keys: Vec<RawKey>) -> Vec<String> {
+    pub fn replace(&mut self, keys: Vec<RawKey>) -> Vec<Notice> {
         let previous = std::mem::take(&mut self.entries);
         let mut notices = Vec::new();
         for raw in keys {
@@ -62,7 +62,7 @@ impl KeySet {
 
     /// Applies a PUT of one key. Returns a notice if the key is now skipped
     /// (and was not already, for the same reason).
-    pub fn put(&mut self, raw: RawKey) -> Option<String> {
+    pub fn put(&mut self, raw: RawKey) -> Option<Notice> {
         let entry = entry_of(&raw);
         let notice = skip_notice(&raw.key, &entry, self.entries.get(&raw.key));
         self.entries.insert(raw.key, entry);
@@ -121,16 +121,14 @@ fn entry_of(raw: &RawKey) -> Entry {
 }
 
 /// The notice for a key that became skipped, unless it already was for the same reason.
-fn skip_notice(key: &str, entry: &Entry, previous: Option<&Entry>) -> Option<String> {
+fn skip_notice(key: &str, entry: &Entry, previous: Option<&Entry>) -> Option<Notice> {
     match entry {
-        Entry::Skipped { reason } if previous != Some(entry) => Some(skipped_message(key, reason)),
+        Entry::Skipped { reason } if previous != Some(entry) => Some(Notice::Skipped {
+            key: key.to_string(),
+            reason: reason.clone(),
+        }),
         _ => None,
     }
-}
-
-/// How a skipped key is reported.
-pub fn skipped_message(key: &str, reason: &str) -> String {
-    format!("etcd key {key} skipped: {reason}")
 }
 
 #[cfg(test)]
@@ -178,7 +176,7 @@ mod tests {
             raw("/s/bad", "garbage", 0),
         ]);
         assert_eq!(notices.len(), 1);
-        assert!(notices[0].contains("/s/bad"), "{}", notices[0]);
+        assert!(notices[0].to_string().contains("/s/bad"), "{}", notices[0]);
         assert_eq!(set.endpoints().len(), 1);
         assert_eq!(set.skipped().len(), 1);
         // Re-reading the same value does not repeat the notice; a new reason does.

@@ -6,15 +6,12 @@
 //! The prefix is a directory: `/grpclb/echo` reads `/grpclb/echo/…` and
 //! never `/grpclb/echo2/…`.
 
-pub mod connect;
 mod follow;
 mod keyset;
-pub mod value;
-
-pub use connect::{EtcdError, EtcdOptions};
-pub use value::{Metadata, ValueFormat};
+mod ttl;
 
 use super::{Resolution, ResolveError, spawn_source};
+use crate::etcd::{EtcdOptions, connect};
 
 /// Starts following `prefix` on `endpoints` (empty: `ETCDCTL_ENDPOINTS`).
 ///

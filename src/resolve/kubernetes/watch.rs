@@ -15,7 +15,7 @@ use kube::{Api, Client};
 
 use super::explain;
 use super::slices::{SliceSet, WantedPort, no_ready_reason};
-use crate::resolve::{Endpoint, ResolveError, UpdateSender, diff};
+use crate::resolve::{Endpoint, Notice, ResolveError, UpdateSender, diff};
 
 /// What is watched, and what is known before the watch starts.
 pub struct Watched {
@@ -72,26 +72,26 @@ pub async fn run(client: Client, target: Watched, tx: UpdateSender) -> Result<()
                 if !publisher.started() {
                     return Err(publisher.first_error(err));
                 }
-                let (message, wait) = match &err {
+                let (notice, wait) = match &err {
                     watcher::Error::WatchError(status) if status.code == 410 => (
-                        format!(
+                        Notice::Relisted(format!(
                             "the EndpointSlice watch expired (410 Gone: {}); relisting",
                             status.message.trim()
-                        ),
+                        )),
                         None,
                     ),
                     _ => {
                         let wait = backoff.next_delay();
                         (
-                            format!(
+                            Notice::SourceError(format!(
                                 "EndpointSlice watch failed: {err}; keeping the last set, retrying in {}s",
                                 wait.as_secs()
-                            ),
+                            )),
                             Some(wait),
                         )
                     }
                 };
-                if !publisher.notice(message).await {
+                if !publisher.notice(notice).await {
                     return Ok(());
                 }
                 if let Some(wait) = wait {
@@ -137,8 +137,8 @@ impl Publisher {
     }
 
     /// Returns false once nobody listens.
-    async fn notice(&self, message: String) -> bool {
-        self.tx.notice(message).await
+    async fn notice(&self, notice: Notice) -> bool {
+        self.tx.notice(notice).await
     }
 
     /// Sends the union of `slices` if it changed. Returns false once nobody
@@ -157,14 +157,17 @@ impl Publisher {
             }
             Err(err) => {
                 return Ok(self
-                    .notice(format!("{} {err}; keeping the last set", self.what()))
+                    .notice(Notice::SourceError(format!(
+                        "{} {err}; keeping the last set",
+                        self.what()
+                    )))
                     .await);
             }
         };
         let reason = no_ready_reason(&endpoints, slices.len());
         if reason.is_some() && reason != self.last_reason {
             let message = format!("{}: {}", self.what(), reason.as_deref().unwrap_or_default());
-            if !self.notice(message).await {
+            if !self.notice(Notice::NothingReady(message)).await {
                 return Ok(false);
             }
         }

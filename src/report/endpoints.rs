@@ -1,170 +1,55 @@
-//! `grpclb resolve`: the endpoints a target resolves to, once or live.
-//!
-//! Works for every resolver source: it only reads the source's sets and
-//! notices, and diffs consecutive sets with [`resolve::diff`].
+//! Rendering what `grpclb resolve` shows: the endpoint table, one line per
+//! change of `--watch`, its closing summary, and their JSON forms.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use super::bench::write_stdout;
-use crate::cli::{Failure, Output, ResolvePlan};
-use crate::resolve::{self, Change, Endpoint, Resolution, Update};
+use crate::resolve::{Change, Endpoint};
+use crate::watch::WatchSummary;
 
-/// How long notices that belong to the first set (why nothing is ready,
-/// say) may trail it.
-const FIRST_NOTICES_GRACE: Duration = Duration::from_millis(150);
-
-/// Resolves the plan's target and prints the set, or follows it with
-/// `--watch`. Returns the exit code: 0 once resolved, even to nothing.
-pub async fn run(plan: &ResolvePlan) -> Result<u8, Failure> {
-    let mut resolution = resolve::start(&plan.target, &plan.resolve).await?;
-    if plan.watch {
-        return watch(plan, resolution).await;
-    }
-    let (endpoints, notices) = first_set(&mut resolution).await;
-    match plan.output {
-        Output::Json => {
-            for notice in &notices {
-                eprintln!("grpclb: {notice}");
-            }
-            let document = Document {
-                target: plan.target.to_string(),
-                source: resolution.source,
-                endpoints: &endpoints,
-            };
-            let text = serde_json::to_string_pretty(&document)
-                .map_err(|e| Failure::CannotRun(format!("cannot encode the endpoints: {e}")))?;
-            write_stdout(&text)?;
-        }
-        Output::Table => {
-            let mut text = vec![
-                headline(&plan.target.to_string(), resolution.source, &endpoints),
-                endpoint_table(&endpoints),
-            ];
-            text.extend(notices.iter().map(|n| format!("note: {n}")));
-            write_stdout(&text.join("\n"))?;
-        }
-    }
-    Ok(0)
+/// The `grpclb resolve -o json` document: the design's keys, in its order.
+pub fn endpoints_json(
+    target: &str,
+    source: &str,
+    endpoints: &[Endpoint],
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(&Document {
+        target: target.to_string(),
+        source,
+        endpoints,
+    })
 }
 
-/// The first set and the notices that came with it; a newer set arriving
-/// within the grace period replaces the first.
-async fn first_set(resolution: &mut Resolution) -> (Vec<Endpoint>, Vec<String>) {
-    let mut endpoints = resolution.initial.clone();
-    let mut notices = Vec::new();
-    let deadline = tokio::time::Instant::now() + FIRST_NOTICES_GRACE;
-    while let Ok(Some(update)) = tokio::time::timeout_at(deadline, resolution.updates.recv()).await
-    {
-        match update {
-            Update::Notice(notice) => notices.push(notice),
-            Update::Reset(set) => endpoints = set,
-        }
-    }
-    (endpoints, notices)
+/// One line of `grpclb resolve --watch -o json`: `{"at", "event", "endpoint"}`, at now.
+pub fn change_json(change: &Change) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&ChangeLine { at: now(), change })
 }
 
-/// Prints the first set, then one line per change until Ctrl-C,
-/// `--duration`, or the source ends; then a summary.
-async fn watch(plan: &ResolvePlan, mut resolution: Resolution) -> Result<u8, Failure> {
-    let started = Instant::now();
-    let mut current = resolution.initial.clone();
-    let mut counts = Counts::default();
-    match plan.output {
-        Output::Table => {
-            write_stdout(&format!(
-                "{}\n{}",
-                headline(&plan.target.to_string(), resolution.source, &current),
-                endpoint_table(&current)
-            ))?;
-            eprintln!("grpclb: watching for changes (Ctrl-C to stop)");
-        }
-        Output::Json => {
-            for endpoint in &current {
-                emit(plan.output, &Change::Added(endpoint.clone()), None)?;
-            }
-        }
-    }
-    let stop_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
-    let deadline = async move {
-        match stop_at {
-            Some(at) => tokio::time::sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let ended = loop {
-        tokio::select! {
-            _ = &mut ctrl_c => break "interrupted",
-            _ = &mut deadline => break "--duration reached",
-            update = resolution.updates.recv() => match update {
-                None => break "the source sends no more changes",
-                Some(Update::Notice(notice)) => match plan.output {
-                    Output::Table => write_stdout(&format!("{}  notice   {notice}", now()))?,
-                    Output::Json => eprintln!("grpclb: {notice}"),
-                },
-                Some(Update::Reset(set)) => {
-                    for change in resolve::diff(&current, &set) {
-                        let before = match &change {
-                            Change::Changed(e) => current.iter().find(|c| c.address == e.address),
-                            _ => None,
-                        };
-                        counts.count(&change);
-                        emit(plan.output, &change, before)?;
-                    }
-                    current = set;
-                }
-            },
-        }
-    };
-    let ready = current.iter().filter(|e| e.ready).count();
-    let summary = format!(
-        "watched {:.1}s ({ended}): {} added, {} removed, {} changed; now {}, {ready} ready",
-        started.elapsed().as_secs_f64(),
-        counts.added,
-        counts.removed,
-        counts.changed,
-        plural(current.len(), "endpoint"),
-    );
-    match plan.output {
-        Output::Table => write_stdout(&summary)?,
-        Output::Json => eprintln!("grpclb: {summary}"),
-    }
-    Ok(0)
+/// One line of the table form of `--watch`, at now.
+pub fn change_text(change: &Change, before: Option<&Endpoint>) -> String {
+    change_line(&now(), change, before)
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    added: usize,
-    removed: usize,
-    changed: usize,
+/// A notice of the table form of `--watch`, at now.
+pub fn notice_text(notice: &str) -> String {
+    format!("{}  notice   {notice}", now())
 }
 
-impl Counts {
-    fn count(&mut self, change: &Change) {
-        match change {
-            Change::Added(_) => self.added += 1,
-            Change::Removed(_) => self.removed += 1,
-            Change::Changed(_) => self.changed += 1,
-        }
-    }
-}
-
-/// Prints one change: a table line, or a JSON object on its own line.
-fn emit(output: Output, change: &Change, before: Option<&Endpoint>) -> Result<(), Failure> {
-    match output {
-        Output::Json => {
-            let line = serde_json::to_string(&ChangeLine { at: now(), change })
-                .map_err(|e| Failure::CannotRun(format!("cannot encode a change: {e}")))?;
-            write_stdout(&line)
-        }
-        Output::Table => write_stdout(&change_line(&now(), change, before)),
-    }
+/// The closing line of `--watch`.
+pub fn watch_summary(s: &WatchSummary) -> String {
+    format!(
+        "watched {:.1}s ({}): {} added, {} removed, {} changed; now {}, {} ready",
+        s.watched_s,
+        s.ended,
+        s.added,
+        s.removed,
+        s.changed,
+        plural(s.endpoints, "endpoint"),
+        s.ready
+    )
 }
 
 /// `time  event  address  pod  what`, for the table form of `--watch`.
@@ -234,7 +119,7 @@ fn differences(before: &Endpoint, after: &Endpoint) -> String {
 }
 
 /// `target (source): N endpoints, R ready`.
-fn headline(target: &str, source: &str, endpoints: &[Endpoint]) -> String {
+pub fn headline(target: &str, source: &str, endpoints: &[Endpoint]) -> String {
     let ready = endpoints.iter().filter(|e| e.ready).count();
     let mut line = format!(
         "{target} ({source}): {}, {ready} ready",

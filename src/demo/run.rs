@@ -2,9 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::cli::RunMode;
-use crate::cli::{BenchPlan, DemoPlan, Failure, Output};
-use crate::demo::{ConnectionBalancer, start_pods};
+use super::{ConnectionBalancer, start_pods};
+use crate::Failure;
+use crate::plan::{BenchPlan, DemoPlan, RunMode};
 use crate::report::Report;
 use crate::resolve::ResolveOptions;
 use crate::serve::bind;
@@ -15,7 +15,11 @@ use crate::verdict::Assertions;
 const SERVICE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
 
 /// Runs the demo and returns both reports (clusterip, then headless).
-pub async fn run(plan: &DemoPlan) -> Result<Vec<Report>, Failure> {
+/// `announce` hears what was started, before the runs begin.
+pub async fn run(
+    plan: &DemoPlan,
+    announce: impl FnOnce(String) -> Result<(), Failure>,
+) -> Result<Vec<Report>, Failure> {
     let pods = start_pods(plan.pods)
         .await
         .map_err(|e| Failure::CannotRun(format!("cannot start the demo pods: {e}")))?;
@@ -47,16 +51,14 @@ pub async fn run(plan: &DemoPlan) -> Result<Vec<Report>, Failure> {
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),
     };
-    if plan.output == Output::Table {
-        let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
-        super::bench::write_stdout(&format!(
-            "grpclb demo: {} pods on {}, a ClusterIP stand-in on {} (one random pod per TCP connection, as kube-proxy does)\n",
-            plan.pods,
-            pod_list.join(", "),
-            service.address
-        ))?;
-    }
-    let reports = super::bench::run(&bench).await;
+    let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
+    announce(format!(
+        "grpclb demo: {} pods on {}, a ClusterIP stand-in on {} (one random pod per TCP connection, as kube-proxy does)\n",
+        plan.pods,
+        pod_list.join(", "),
+        service.address
+    ))?;
+    let reports = crate::bench::run(&bench).await;
     drop(service);
     pods.stop().await;
     reports

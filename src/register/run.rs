@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::cli::{Failure, RegisterPlan};
-use crate::register::{EventSink, RegisterError, RegisterSpec, Registration};
-use crate::resolve::etcd::Metadata;
-use crate::serve::termination_signal;
+use super::{EventSink, RegisterError, RegisterSpec, Registration};
+use crate::Failure;
+use crate::etcd::{EtcdError, Metadata};
+use crate::plan::RegisterPlan;
+use crate::signal::termination_signal;
 
 /// Registers the plan's address until SIGTERM / Ctrl-C, then revokes the lease.
 pub async fn run(plan: RegisterPlan) -> Result<(), Failure> {
@@ -63,7 +64,7 @@ pub fn failure(err: RegisterError) -> Failure {
     match err {
         RegisterError::Usage(message) => Failure::Usage(message),
         RegisterError::Etcd {
-            source: crate::resolve::etcd::EtcdError::Usage(message),
+            source: EtcdError::Usage(message),
             ..
         } => Failure::Usage(message),
         other => Failure::CannotRun(other.to_string()),

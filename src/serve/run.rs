@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{Failure, RegisterPlan, ServePlan};
-use crate::register::Registration;
-use crate::resolve::etcd::Metadata;
-use crate::serve::{Identity, bind, serve, termination_signal};
+use super::{Identity, bind, serve};
+use crate::Failure;
+use crate::etcd::Metadata;
+use crate::plan::{RegisterPlan, ServePlan};
+use crate::register::{self, Registration};
+use crate::signal::termination_signal;
 
 /// After revoking its lease, a registered server waits this long before it
 /// drains, so that watching clients drop it before it stops taking calls.
@@ -14,6 +16,7 @@ const DEREGISTER_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
+    let identity = Identity::from_env(plan.name, plan.listen);
     let shutdown = termination_signal()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
     let listener = bind(plan.listen)
@@ -22,21 +25,14 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
-    eprintln!(
-        "grpclb serve: listening on {bound} as {}",
-        plan.identity.name
-    );
+    eprintln!("grpclb serve: listening on {bound} as {}", identity.name);
     let registration = match &plan.register {
-        Some(register) => Some(register_self(register, bound, &plan.identity).await?),
+        Some(register) => Some(register_self(register, bound, &identity).await?),
         None => None,
     };
-    serve(
-        listener,
-        plan.identity,
-        deregister_then(registration, shutdown),
-    )
-    .await
-    .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    serve(listener, identity, deregister_then(registration, shutdown))
+        .await
+        .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
     Ok(())
 }
@@ -53,7 +49,7 @@ async fn register_self(
         node: Some(identity.node.clone()).filter(|n| !n.is_empty()),
         zone: Some(identity.zone.clone()).filter(|z| !z.is_empty()),
     };
-    let registration = super::register::start(plan, address, metadata, "grpclb serve").await?;
+    let registration = register::start(plan, address, metadata, "grpclb serve").await?;
     eprintln!(
         "grpclb serve: registered {} under lease {:x} (ttl {} s)",
         registration.key(),

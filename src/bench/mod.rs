@@ -1,0 +1,269 @@
+//! `grpclb bench`: the whole run, top to bottom. Resolve the target, dial
+//! the pool, ask each pod who it is, run each mode (with `--settle`
+//! windows, following the resolver), and return one judged report per mode.
+//! The binary prints them and exits with [`exit_code`].
+
+mod follow;
+mod outcome;
+mod progress;
+mod windows;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use outcome::{Outcome, exit_code};
+
+use crate::Failure;
+use crate::load::{
+    Attribution, LoadPlan, Prepared, RunResult, drive, identify, raise_open_files_limit,
+};
+use crate::pick::RoundRobin;
+use crate::plan::{BenchPlan, RunMode};
+use crate::pool::{BackoffSettings, Engine, Pool};
+use crate::record::{EndpointKey, Live, Tallies};
+use crate::report::{ChangeReport, Report, RunInfo, load_and_client};
+use crate::resolve::{self, Resolution};
+use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
+use follow::Follower;
+use progress::Progress;
+
+/// Runs every mode of the plan and returns one report per mode.
+pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
+    raise_open_files_limit();
+    let call = plan.load.prepare().map_err(Failure::Usage)?;
+    let engine = Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?;
+    let engine = Arc::new(engine);
+    let settings = BackoffSettings::default();
+    let mut resolution = if plan.pods_known {
+        Some(resolve::start(&plan.target, &plan.resolve).await?)
+    } else {
+        None
+    };
+    // The pods' pool is dialled once: asked who each pod is, then balanced
+    // over by the headless run.
+    let pool = Arc::new(Pool::new(
+        plan.policy.picker(),
+        settings,
+        plan.resolve.include_terminating,
+        Arc::clone(&engine),
+    ));
+    let problems = match &resolution {
+        Some(resolution) => pool.apply(&resolution.initial).1,
+        None => Vec::new(),
+    };
+    if plan.pods_known && pool.members().is_empty() {
+        let why = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", problems.join("; "))
+        };
+        return Err(Failure::CannotRun(format!(
+            "{} resolved to no ready endpoints{why}; check that the pods are running and ready \
+             (grpclb resolve {} shows what was found)",
+            plan.target, plan.target
+        )));
+    }
+    let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
+    let dial = Dial {
+        call: &call,
+        engine: &engine,
+        settings,
+    };
+    // With several modes, only the headless run is judged; the others are
+    // shown for contrast.
+    let judged_alone = plan.runs.len() == 1;
+    let mut reports = Vec::new();
+    for run in &plan.runs {
+        let judged = judged_alone || matches!(run, RunMode::Headless);
+        let report = match run {
+            RunMode::ClusterIp {
+                address,
+                connections,
+            } => run_clusterip(plan, address, *connections, &known, dial, judged).await?,
+            RunMode::ServiceOfTarget { connections } => {
+                let address = resolve::service_address(&plan.target, &plan.resolve).await?;
+                run_clusterip(plan, &address, *connections, &known, dial, judged).await?
+            }
+            RunMode::Headless => {
+                let resolution = resolution.take().ok_or_else(|| {
+                    Failure::CannotRun("internal: the headless run has no resolution".into())
+                })?;
+                let notices = problems.clone();
+                run_headless(plan, resolution, Arc::clone(&pool), &call, notices, judged).await
+            }
+        };
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// What a clusterip run dials with: the run's encoded call, the worker
+/// threads and the reconnect backoff.
+#[derive(Clone, Copy)]
+struct Dial<'a> {
+    call: &'a Prepared,
+    engine: &'a Arc<Engine>,
+    settings: BackoffSettings,
+}
+
+/// Dials the Service address over `connections` connections and lets the
+/// network pick a pod per connection.
+async fn run_clusterip(
+    plan: &BenchPlan,
+    address: &str,
+    connections: usize,
+    known: &[EndpointKey],
+    dial: Dial<'_>,
+    judged: bool,
+) -> Result<Report, Failure> {
+    let pool = Pool::fixed_connections(
+        address,
+        connections,
+        Box::new(RoundRobin::starting_at(0)),
+        dial.settings,
+        Arc::clone(dial.engine),
+    )
+    .map_err(Failure::Usage)?;
+    let by_name: HashMap<String, String> = known
+        .iter()
+        .map(|k| (k.name.clone(), k.address.clone()))
+        .collect();
+    let attribution = Attribution::PerConnection { known: by_name };
+    let pool = Arc::new(pool);
+    let balancing = Balancing::PerConnection {
+        connections,
+        concurrency: plan.load.concurrency,
+    };
+    Ok(
+        windows::until_settled(plan, judged, async |load: LoadPlan| {
+            let result = measured(&pool, &load, dial.call, &attribution, "clusterip", plan.quiet).await;
+            let info = RunInfo {
+                mode: "clusterip".into(),
+                policy: "per-connection".into(),
+                target: address.to_string(),
+                call: plan.load.call.method().into(),
+                connections,
+                elapsed_s: result.elapsed.as_secs_f64(),
+            };
+            let tallies = Tallies::new(&result.record, known);
+            let report = judged_report(
+                info,
+                &tallies,
+                Vec::new(),
+                Vec::new(),
+                plan,
+                balancing,
+                judged,
+            );
+            with_client(report, &load, &result)
+        })
+        .await,
+    )
+}
+
+/// Holds a channel to every resolved endpoint and picks one per call,
+/// following the resolver's changes during the run.
+async fn run_headless(
+    plan: &BenchPlan,
+    resolution: Resolution,
+    pool: Arc<Pool>,
+    call: &Prepared,
+    notices: Vec<String>,
+    judged: bool,
+) -> Report {
+    let follower = Follower::start(resolution, Arc::clone(&pool), plan.load.warmup);
+    let connections = pool.members().len();
+    let balancing = Balancing::PerCall {
+        policy: plan.policy,
+        concurrency: plan.load.concurrency,
+    };
+    windows::until_settled(plan, judged, async |load: LoadPlan| {
+        let result = measured(
+            &pool,
+            &load,
+            call,
+            &Attribution::PerEndpoint,
+            "headless",
+            plan.quiet,
+        )
+        .await;
+        let expected: Vec<EndpointKey> = pool
+            .members()
+            .iter()
+            .map(|m| EndpointKey {
+                name: m.fallback_identity(),
+                address: m.endpoint().address.clone(),
+            })
+            .collect();
+        let followed = follower.seen();
+        let mut notices = notices.clone();
+        notices.extend(followed.notices);
+        let info = RunInfo {
+            mode: "headless".into(),
+            policy: plan.policy.name().into(),
+            target: plan.target.to_string(),
+            call: plan.load.call.method().into(),
+            connections,
+            elapsed_s: result.elapsed.as_secs_f64(),
+        };
+        let tallies = Tallies::new(&result.record, &expected);
+        let report = judged_report(
+            info,
+            &tallies,
+            followed.changes,
+            notices,
+            plan,
+            balancing,
+            judged,
+        );
+        with_client(report, &load, &result)
+    })
+    .await
+}
+
+/// Drives the load with a live progress view.
+async fn measured(
+    pool: &Arc<Pool>,
+    load: &LoadPlan,
+    call: &Prepared,
+    attribution: &Attribution,
+    label: &str,
+    quiet: bool,
+) -> RunResult {
+    let live = Arc::new(Live::default());
+    let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
+    let result = drive(Arc::clone(pool), load, call.clone(), attribution, live).await;
+    if let Some(progress) = progress {
+        progress.finish();
+    }
+    result
+}
+
+/// Adds the asked-versus-achieved load and the client's own cost.
+fn with_client(mut report: Report, load: &LoadPlan, result: &RunResult) -> Report {
+    let (load, client) = load_and_client(load, result);
+    report.load = Some(load);
+    report.client = Some(client);
+    report
+}
+
+/// Judges the tallies and builds the report; a run shown only for contrast
+/// is measured against no assertion and says it was not judged.
+fn judged_report(
+    info: RunInfo,
+    tallies: &Tallies,
+    changes: Vec<ChangeReport>,
+    notices: Vec<String>,
+    plan: &BenchPlan,
+    balancing: Balancing,
+    judged: bool,
+) -> Report {
+    let verdict = if judged {
+        judge(tallies, &plan.assertions, balancing)
+    } else {
+        let mut verdict = judge(tallies, &Assertions::default(), balancing);
+        verdict.checked = NOT_JUDGED.into();
+        verdict
+    };
+    Report::build(info, tallies, changes, notices, verdict)
+}

@@ -1,0 +1,43 @@
+//! The exit code of finished runs (design: exit codes).
+
+use std::collections::BTreeSet;
+
+use crate::report::Report;
+
+/// What the process should exit with, and why when it is not plain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: u8,
+    /// Said on stderr before exiting.
+    pub message: Option<String>,
+}
+
+/// 3 when no call succeeded at all, 1 when a verdict failed, else 0.
+pub fn exit_code(reports: &[Report]) -> Outcome {
+    if let Some(dead) = reports.iter().find(|r| r.requests > 0 && r.ok == 0) {
+        let codes: BTreeSet<&str> = dead
+            .endpoints
+            .iter()
+            .flat_map(|e| e.error_codes.keys().map(String::as_str))
+            .collect();
+        let codes: Vec<&str> = codes.into_iter().collect();
+        return Outcome {
+            code: 3,
+            message: Some(format!(
+                "no call succeeded in {} mode against {} ({}); check that the servers run and the address is right",
+                dead.mode,
+                dead.target,
+                codes.join(", ")
+            )),
+        };
+    }
+    let code = if reports.iter().any(|r| !r.verdict.passed) {
+        1
+    } else {
+        0
+    };
+    Outcome {
+        code,
+        message: None,
+    }
+}

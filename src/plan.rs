@@ -1,0 +1,106 @@
+//! Validated plans: what each subcommand is asked to do, as plain values.
+//!
+//! The binary turns flags into these (its errors are the exit-code-2
+//! errors); the library runs them. A program that embeds grpclb builds a
+//! plan directly, without clap.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::etcd::{EtcdOptions, ValueFormat};
+use crate::load::LoadPlan;
+use crate::pick::Policy;
+use crate::resolve::ResolveOptions;
+use crate::target::Target;
+use crate::verdict::Assertions;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Human tables.
+    Table,
+    /// One stable JSON document on stdout.
+    Json,
+}
+
+/// One mode of a bench run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunMode {
+    /// Dial this address over `connections` connections.
+    ClusterIp { address: String, connections: usize },
+    /// Balance per call over the resolved endpoints.
+    Headless,
+    /// Dial the Kubernetes target's Service by its cluster DNS name
+    /// (`svc.ns.svc.cluster.local:port`), as an ordinary client in the
+    /// cluster does; the port is looked up when the run starts.
+    ServiceOfTarget { connections: usize },
+}
+
+/// A validated `bench` invocation.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    /// What lists the pods (resolved for headless runs and to name idle pods).
+    pub target: Target,
+    /// True when `target` lists the pods (not just the Service address).
+    pub pods_known: bool,
+    pub runs: Vec<RunMode>,
+    pub policy: Policy,
+    pub load: LoadPlan,
+    pub assertions: Assertions,
+    /// Keep measuring until the checks hold for a window, up to this long.
+    pub settle: Option<Duration>,
+    pub output: Output,
+    /// No live progress view.
+    pub quiet: bool,
+    pub resolve: ResolveOptions,
+}
+
+/// A validated `resolve` invocation.
+#[derive(Debug, Clone)]
+pub struct ResolvePlan {
+    pub target: Target,
+    pub watch: bool,
+    /// How long to watch; `None` until Ctrl-C.
+    pub duration: Option<Duration>,
+    pub output: Output,
+    pub resolve: ResolveOptions,
+}
+
+/// A validated `demo` invocation.
+#[derive(Debug, Clone)]
+pub struct DemoPlan {
+    /// Local backends to start, on 127.0.0.11, .12, …
+    pub pods: usize,
+    pub policy: Policy,
+    pub load: LoadPlan,
+    pub output: Output,
+    pub quiet: bool,
+}
+
+/// Loopback addresses 127.0.0.11 … 127.0.0.254 hold the demo's pods.
+pub const MAX_DEMO_PODS: usize = 200;
+
+/// A validated `serve` invocation.
+#[derive(Debug, Clone)]
+pub struct ServePlan {
+    pub listen: SocketAddr,
+    /// The name sent in every reply; `None`: `$POD_NAME`, else the hostname.
+    pub name: Option<String>,
+    /// Register in etcd while serving (`--register`).
+    pub register: Option<RegisterPlan>,
+}
+
+/// A validated registration, waiting for its address when that is only
+/// known once the server has bound its port.
+#[derive(Debug, Clone)]
+pub struct RegisterPlan {
+    /// etcd endpoints (empty: `ETCDCTL_ENDPOINTS`).
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// The address to register; `None` for `serve` without `--advertise`.
+    pub address: Option<String>,
+    pub ttl_s: i64,
+    pub format: ValueFormat,
+    pub name: Option<String>,
+    pub etcd: EtcdOptions,
+}
