@@ -74,7 +74,14 @@ fn bad_targets_and_flags_are_usage_errors() {
             "--concurrency",
         ),
         (
-            &["bench", "127.0.0.1:1", "--mode", "clusterip", "--connections", "100000000"],
+            &[
+                "bench",
+                "127.0.0.1:1",
+                "--mode",
+                "clusterip",
+                "--connections",
+                "100000000",
+            ],
             "--connections",
         ),
         (
@@ -88,7 +95,10 @@ fn bad_targets_and_flags_are_usage_errors() {
             ],
             "--payload-bytes",
         ),
-        (&["bench", "ipv4:127.0.0.1:1", "--threads", "0"], "--threads"),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--threads", "0"],
+            "--threads",
+        ),
         (&["serve", "--listen", "nowhere"], "not an IP:port"),
         (&["demo", "--pods", "0"], "between 1 and"),
     ];

@@ -10,6 +10,7 @@ mod windows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 pub use outcome::{Outcome, exit_code};
 
@@ -26,6 +27,9 @@ use crate::resolve::{self, Resolution};
 use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
 use follow::Follower;
 use progress::Progress;
+
+/// Longest wait for the pool's first connections before measuring.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
@@ -47,6 +51,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         plan.resolve.include_terminating,
         Arc::clone(&engine),
     ));
+    let dialled = Instant::now();
     let problems = match &resolution {
         Some(resolution) => pool.apply(&resolution.initial).1,
         None => Vec::new(),
@@ -63,6 +68,9 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             plan.target, plan.target
         )));
     }
+    pool.settled(tokio::time::Instant::now() + CONNECT_WAIT)
+        .await;
+    let connect_s = (dialled.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
     let dial = Dial {
         call: &call,
@@ -89,7 +97,13 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
                 let notices = problems.clone();
-                run_headless(plan, resolution, Arc::clone(&pool), &call, notices, judged).await
+                let headless =
+                    run_headless(plan, resolution, Arc::clone(&pool), &call, notices, judged);
+                let mut report = headless.await;
+                if let Some(client) = &mut report.client {
+                    client.connect_s = Some(connect_s);
+                }
+                report
             }
         };
         reports.push(report);
@@ -136,7 +150,15 @@ async fn run_clusterip(
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let result = measured(&pool, &load, dial.call, &attribution, "clusterip", plan.quiet).await;
+            let result = measured(
+                &pool,
+                &load,
+                dial.call,
+                &attribution,
+                "clusterip",
+                plan.quiet,
+            )
+            .await;
             let info = RunInfo {
                 mode: "clusterip".into(),
                 policy: "per-connection".into(),

@@ -127,11 +127,41 @@ mod tests {
     #[test]
     fn every_out_of_range_setting_is_refused_by_name() {
         let cases: Vec<(LoadPlan, &str)> = vec![
-            (LoadPlan { concurrency: 0, ..plan() }, "--concurrency"),
-            (LoadPlan { concurrency: 1_000_000, ..plan() }, "--concurrency"),
-            (LoadPlan { threads: 0, ..plan() }, "--threads"),
-            (LoadPlan { rate: Some(1e-20), ..plan() }, "--rate"),
-            (LoadPlan { rate: Some(f64::NAN), ..plan() }, "--rate"),
+            (
+                LoadPlan {
+                    concurrency: 0,
+                    ..plan()
+                },
+                "--concurrency",
+            ),
+            (
+                LoadPlan {
+                    concurrency: 1_000_000,
+                    ..plan()
+                },
+                "--concurrency",
+            ),
+            (
+                LoadPlan {
+                    threads: 0,
+                    ..plan()
+                },
+                "--threads",
+            ),
+            (
+                LoadPlan {
+                    rate: Some(1e-20),
+                    ..plan()
+                },
+                "--rate",
+            ),
+            (
+                LoadPlan {
+                    rate: Some(f64::NAN),
+                    ..plan()
+                },
+                "--rate",
+            ),
             (
                 LoadPlan {
                     rate: Some(0.01),

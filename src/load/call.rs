@@ -126,7 +126,7 @@ impl Prepared {
         let frames = request
             .messages
             .iter()
-            .map(|m| frame(m))
+            .map(frame)
             .collect::<Result<Vec<_>, _>>()?;
         let mut headers = HeaderMap::with_capacity(4);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
@@ -329,8 +329,7 @@ fn serving(body: Option<&[u8]>) -> bool {
         // Compressed: never asked for, so not understood.
         return false;
     }
-    HealthCheckResponse::decode(message)
-        .is_ok_and(|r| r.status == ServingStatus::Serving as i32)
+    HealthCheckResponse::decode(message).is_ok_and(|r| r.status == ServingStatus::Serving as i32)
 }
 
 /// The connection refused a new stream: it is going away (or gone), and

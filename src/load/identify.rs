@@ -29,7 +29,8 @@ pub async fn identify(pool: &Pool, call: &CallKind, identity_header: &str) -> Ve
             .iter()
             .filter(|m| m.state() == State::Ready)
             .map(|member| async move {
-                if let Ok(reply) = tokio::time::timeout_at(deadline, exchange(member, prepared, 0)).await
+                if let Ok(reply) =
+                    tokio::time::timeout_at(deadline, exchange(member, prepared, 0)).await
                     && let Some(identity) = &reply.identity
                 {
                     member.saw_identity(identity);

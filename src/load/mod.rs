@@ -113,7 +113,8 @@ impl LoadPlan {
                     self.identity_header
                 )
             })?;
-        Prepared::new(&self.call.request(), self.timeout, identity_header).map_err(|e| e.to_string())
+        Prepared::new(&self.call.request(), self.timeout, identity_header)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -209,7 +210,11 @@ async fn worker_thread(run: Arc<Run>, thread: usize, loops: usize) -> (ThreadTal
 
 /// One call in flight at a time: warm up, then take scheduled slots until
 /// the plan is done. Returns when its last call completed.
-async fn call_loop(run: Arc<Run>, tally: Rc<RefCell<ThreadTally>>, first_message: usize) -> Instant {
+async fn call_loop(
+    run: Arc<Run>,
+    tally: Rc<RefCell<ThreadTally>>,
+    first_message: usize,
+) -> Instant {
     let mut message = first_message;
     while Instant::now() < run.warmup_end {
         call_once(&run, message, None).await;

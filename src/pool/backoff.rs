@@ -105,7 +105,11 @@ mod tests {
             attempts.push(secs(Instant::now() - start));
         }
         let gaps: Vec<f64> = std::iter::once(attempts[0])
-            .chain(attempts.windows(2).map(|w| ((w[1] - w[0]) * 1000.0).round() / 1000.0))
+            .chain(
+                attempts
+                    .windows(2)
+                    .map(|w| ((w[1] - w[0]) * 1000.0).round() / 1000.0),
+            )
             .collect();
         assert_eq!(&gaps[..5], &[1.0, 1.6, 2.56, 4.096, 6.554]);
         // Capped at 120 s.
@@ -148,6 +152,9 @@ mod tests {
         }
         let now = Instant::now();
         backoff.reset(now);
-        assert_eq!(backoff.failed_with_jitter(0.0) - now, Duration::from_secs(1));
+        assert_eq!(
+            backoff.failed_with_jitter(0.0) - now,
+            Duration::from_secs(1)
+        );
     }
 }

@@ -46,9 +46,9 @@ impl Link {
         address: &str,
         membership: Weak<Membership>,
     ) -> Result<Link, String> {
-        let authority: Authority = address.parse().map_err(|_| {
-            format!("cannot dial {address:?}: not a host:port address")
-        })?;
+        let authority: Authority = address
+            .parse()
+            .map_err(|_| format!("cannot dial {address:?}: not a host:port address"))?;
         if authority.port_u16().is_none() {
             return Err(format!("cannot dial {address:?}: the port is missing"));
         }
@@ -78,7 +78,8 @@ impl Link {
         let changed = match self.timeline.lock() {
             Ok(mut timeline) => {
                 let was_ready = timeline.state() == State::Ready;
-                timeline.record(Instant::now(), state, reason) && (was_ready || state == State::Ready)
+                timeline.record(Instant::now(), state, reason)
+                    && (was_ready || state == State::Ready)
             }
             Err(_) => false,
         };
@@ -177,7 +178,9 @@ impl Member {
     pub fn saw_identity(&self, identity: &HeaderValue) {
         let last = self.link.last_identity.load();
         if last.as_deref() != Some(identity) {
-            self.link.last_identity.store(Some(Arc::new(identity.clone())));
+            self.link
+                .last_identity
+                .store(Some(Arc::new(identity.clone())));
         }
     }
 
@@ -188,7 +191,7 @@ impl Member {
             .last_identity
             .load()
             .as_deref()
-            .and_then(|v| identity_text(v))
+            .and_then(identity_text)
             .unwrap_or_else(|| self.endpoint.label().to_string())
     }
 

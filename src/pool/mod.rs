@@ -145,10 +145,8 @@ impl Pool {
             &endpoint.address,
             Arc::downgrade(&self.membership),
         )?);
-        self.engine.spawn(
-            slot,
-            connection::maintain(Arc::clone(&link), self.backoff),
-        );
+        self.engine
+            .spawn(slot, connection::maintain(Arc::clone(&link), self.backoff));
         let member = Arc::new(Member::new(endpoint, link));
         by_slot.push(Arc::clone(&member));
         Ok(member)
@@ -257,10 +255,7 @@ impl Pool {
             tokio::pin!(changed);
             changed.as_mut().enable();
             let members = self.members();
-            if members
-                .iter()
-                .all(|m| m.timeline().transitions().len() > 1)
-            {
+            if members.iter().all(|m| m.timeline().transitions().len() > 1) {
                 return;
             }
             // Failures do not rebuild the ready list: look again soon.

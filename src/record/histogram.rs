@@ -40,10 +40,7 @@ fn position(value: u64) -> (usize, usize) {
         return (0, value as usize);
     }
     let shift = 63 - value.leading_zeros() - SUB_BITS;
-    (
-        shift as usize,
-        ((value >> shift) as usize) - SUB,
-    )
+    (shift as usize, ((value >> shift) as usize) - SUB)
 }
 
 /// The range of values a bucket holds.
@@ -138,7 +135,11 @@ mod tests {
         for value in [90, 400, 2_000, 9_000] {
             histogram.record(value);
         }
-        let used = histogram.chunks.iter().filter(|c| c.get().is_some()).count();
+        let used = histogram
+            .chunks
+            .iter()
+            .filter(|c| c.get().is_some())
+            .count();
         assert_eq!(used, 4);
     }
 }

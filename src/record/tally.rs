@@ -313,7 +313,10 @@ mod tests {
         assert_eq!((pod_a.ok, pod_a.errors), (2, 1));
         assert_eq!(pod_a.error_codes["UNAVAILABLE"], 1);
         assert_eq!(pod_a.latency_us.len(), 2);
-        assert_eq!(pod_a.latency_us.max(), pod_a.latency_us.highest_equivalent(500));
+        assert_eq!(
+            pod_a.latency_us.max(),
+            pod_a.latency_us.highest_equivalent(500)
+        );
         let total = record.total();
         assert_eq!((total.requests(), total.ok, total.errors), (6, 3, 3));
         let lost = &record.by_endpoint[&EndpointKey {

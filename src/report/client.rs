@@ -53,6 +53,10 @@ pub struct ClientReport {
     pub cores_used: f64,
     /// Peak resident memory of the process so far.
     pub max_rss_mb: f64,
+    /// Seconds from dialling the pods to every connection settled (ready
+    /// or failed); headless runs, bounded by a 2 s wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_s: Option<f64>,
     /// True when the run suggests the client, not the server, was the limit.
     pub may_be_the_limit: bool,
     /// Why, in words (empty when not).
@@ -118,6 +122,7 @@ pub fn load_and_client(plan: &LoadPlan, result: &RunResult) -> (LoadReport, Clie
         },
         cores_used: round2(cores_used),
         max_rss_mb: round1(Usage::now().max_rss_bytes as f64 / 1e6),
+        connect_s: None,
         may_be_the_limit: !why.is_empty(),
         why,
     };
@@ -141,7 +146,10 @@ pub fn client_line(load: &LoadReport, client: &ClientReport) -> String {
         ));
     }
     if load.unsent > 0 {
-        line.push_str(&format!("; {} calls due before the end not sent", load.unsent));
+        line.push_str(&format!(
+            "; {} calls due before the end not sent",
+            load.unsent
+        ));
     }
     if load.in_flight_at_end > 0 {
         line.push_str(&format!(

@@ -5,6 +5,7 @@
 
 mod echo;
 mod identity;
+mod listen;
 mod run;
 
 use std::future::Future;
@@ -19,6 +20,7 @@ use tower::util::MapResponseLayer;
 
 pub use echo::EchoService;
 pub use identity::Identity;
+pub use listen::{bind_all, listener_name, parse_listen};
 pub use run::run;
 
 use crate::proto::echo_server::EchoServer;
