@@ -52,34 +52,38 @@ echo "$calls calls per run, best of $rounds; server: one grpclb serve (release) 
 echo
 
 # One h2load run: prints "rps p50_ms p99_ms cpu_us_per_call".
-h2load_run() {
-  local inflight="$1" log="$work/h2load.log" out
-  out="$( { /usr/bin/time -f 'cpu %U %S' h2load -n "$calls" -c 1 -m "$inflight" -t 1 \
-      -d "$work/health.bin" "${headers[@]}" --log-file="$log" \
-      "http://$first/grpc.health.v1.Health/Check"; } 2>&1)"
-  python3 - "$log" "$calls" <<<"$out" <<'PY'
+cat >"$work/h2load.py" <<'PY'
 import re, sys
-text = sys.stdin.read()
+text = open(sys.argv[1]).read()
 rps = float(re.search(r"finished in [^,]*, ([0-9.]+) req/s", text).group(1))
 user, system = map(float, re.search(r"cpu ([0-9.]+) ([0-9.]+)", text).group(1, 2))
 ok = int(re.search(r"(\d+) succeeded", text).group(1))
-times = sorted(int(line.split("\t")[2]) for line in open(sys.argv[1]) if line.strip())
+calls = int(sys.argv[3])
+assert ok == calls, "h2load: only %d of %d succeeded" % (ok, calls)
+times = sorted(int(line.split("\t")[2]) for line in open(sys.argv[2]) if line.strip())
 pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] / 1000.0
-calls = int(sys.argv[2])
-assert ok == calls, f"h2load: only {ok} of {calls} succeeded"
-print(f"{rps:.0f} {pct(0.50):.3f} {pct(0.99):.3f} {(user + system) * 1e6 / calls:.2f}")
+print("%.0f %.3f %.3f %.2f" % (rps, pct(0.50), pct(0.99), (user + system) * 1e6 / calls))
 PY
+h2load_run() {
+  local inflight="$1"
+  { /usr/bin/time -f 'cpu %U %S' h2load -n "$calls" -c 1 -m "$inflight" -t 1 \
+      -d "$work/health.bin" "${headers[@]}" --log-file="$work/h2load.log" \
+      "http://$first/grpc.health.v1.Health/Check"; } >"$work/h2load.out" 2>&1
+  python3 "$work/h2load.py" "$work/h2load.out" "$work/h2load.log" "$calls"
 }
 
 # One grpclb run: prints "rps p50_ms p99_ms cpu_us_per_call".
-grpclb_run() {
-  local inflight="$1" target="$2" threads="$3"
-  "$bin" bench "$target" -n "$calls" -c "$inflight" --threads "$threads" --warmup 200ms -q -o json \
-    | python3 -c '
+cat >"$work/grpclb.py" <<'PY'
 import json, sys
 d = json.load(sys.stdin)
 assert d["errors"] == 0, d["errors"]
-print(f"{d[\"rps\"]:.0f} {d[\"latency_ms\"][\"p50\"]:.3f} {d[\"latency_ms\"][\"p99\"]:.3f} {d[\"client\"][\"cpu_us_per_call\"]:.2f}")'
+print("%.0f %.3f %.3f %.2f" % (d["rps"], d["latency_ms"]["p50"], d["latency_ms"]["p99"],
+                               d["client"]["cpu_us_per_call"]))
+PY
+grpclb_run() {
+  local inflight="$1" target="$2" threads="$3"
+  "$bin" bench "$target" -n "$calls" -c "$inflight" --threads "$threads" --warmup 200ms -q -o json \
+    | python3 "$work/grpclb.py"
 }
 
 # Best of the rounds by req/s.
