@@ -103,7 +103,8 @@ pub const MAX_DEMO_PODS: usize = 200;
 /// A validated `serve` invocation.
 #[derive(Debug, Clone)]
 pub struct ServePlan {
-    pub listen: SocketAddr,
+    /// Every address to listen on (one process can stand in for many pods).
+    pub listen: Vec<SocketAddr>,
     /// The name sent in every reply; `None`: `$POD_NAME`, else the hostname.
     pub name: Option<String>,
     /// Register in etcd while serving (`--register`).

@@ -53,6 +53,52 @@ fn bad_targets_and_flags_are_usage_errors() {
             &["bench", "ipv4:127.0.0.1:1", "--duration", "soon"],
             "not a duration",
         ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--timeout", "20000y"],
+            "--timeout",
+        ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--rate", "1e-20", "-n", "2"],
+            "--rate",
+        ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--duration", "20000y"],
+            "--duration",
+        ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--warmup", "20000y"],
+            "--warmup",
+        ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "-c", "100000000"],
+            "--concurrency",
+        ),
+        (
+            &[
+                "bench",
+                "127.0.0.1:1",
+                "--mode",
+                "clusterip",
+                "--connections",
+                "100000000",
+            ],
+            "--connections",
+        ),
+        (
+            &[
+                "bench",
+                "ipv4:127.0.0.1:1",
+                "--call",
+                "echo",
+                "--payload-bytes",
+                "1000000000000",
+            ],
+            "--payload-bytes",
+        ),
+        (
+            &["bench", "ipv4:127.0.0.1:1", "--threads", "0"],
+            "--threads",
+        ),
         (&["serve", "--listen", "nowhere"], "not an IP:port"),
         (&["demo", "--pods", "0"], "between 1 and"),
     ];

@@ -11,25 +11,34 @@ mod windows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 pub use outcome::{Outcome, exit_code};
 
 use crate::Failure;
-use crate::load::{Attribution, LoadPlan, drive, identify};
+use crate::load::{
+    Attribution, LoadPlan, Prepared, RunResult, drive, identify, raise_open_files_limit,
+};
+use crate::method::ResponseSamples;
 use crate::pick::RoundRobin;
 use crate::plan::{BenchPlan, RunMode};
-use crate::pool::{ChannelSettings, Pool};
-use crate::record::{EndpointKey, Live, Recorder, Tallies};
-use crate::report::{ChangeReport, ClientIdentity, Report, RunInfo};
+use crate::pool::{BackoffSettings, Engine, Pool};
+use crate::record::{EndpointKey, Live, Tallies};
+use crate::report::{ChangeReport, ClientIdentity, Report, RunInfo, load_and_client};
 use crate::resolve::{self, Resolution};
 use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
 use follow::Follower;
 use progress::Progress;
 
+/// Longest wait for the pool's first connections before measuring.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
-    let settings = ChannelSettings::default();
+    raise_open_files_limit();
+    let engine = Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?;
+    let engine = Arc::new(engine);
+    let settings = BackoffSettings::default();
     let mut resolution = if plan.pods_known {
         Some(resolve::start(&plan.target, &plan.resolve).await?)
     } else {
@@ -39,9 +48,11 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     // over by the headless run.
     let pool = Arc::new(Pool::new(
         plan.policy.picker(),
-        settings.clone(),
+        settings,
         plan.resolve.include_terminating,
+        Arc::clone(&engine),
     ));
+    let dialled = Instant::now();
     let problems = match &resolution {
         Some(resolution) => pool.apply(&resolution.initial).1,
         None => Vec::new(),
@@ -58,12 +69,27 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             plan.target, plan.target
         )));
     }
+    pool.settled(tokio::time::Instant::now() + CONNECT_WAIT)
+        .await;
+    let connect_s = (dialled.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     let (prepared, samples) = call::prepare(plan, &pool).await?;
     let plan = prepared.as_ref().unwrap_or(plan);
-    let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
+    let call = plan.load.prepare().map_err(Failure::Usage)?;
+    let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
+    if let Some(samples) = samples.as_deref()
+        && !pool.members().is_empty()
+    {
+        call::sample(&pool, &call, samples, plan.load.timeout).await;
+    }
     if let Some(at) = plan.start_at {
         start_together(at).await;
     }
+    let dial = Dial {
+        call: &call,
+        engine: &engine,
+        settings,
+        samples: samples.as_deref(),
+    };
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
     let judged_alone = plan.runs.len() == 1;
@@ -74,17 +100,23 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             RunMode::ClusterIp {
                 address,
                 connections,
-            } => run_clusterip(plan, address, *connections, &known, &settings, judged).await?,
+            } => run_clusterip(plan, address, *connections, &known, dial, judged).await?,
             RunMode::ServiceOfTarget { connections } => {
                 let address = resolve::service_address(&plan.target, &plan.resolve).await?;
-                run_clusterip(plan, &address, *connections, &known, &settings, judged).await?
+                run_clusterip(plan, &address, *connections, &known, dial, judged).await?
             }
             RunMode::Headless => {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
                 let notices = problems.clone();
-                run_headless(plan, resolution, Arc::clone(&pool), notices, judged).await
+                let headless =
+                    run_headless(plan, resolution, Arc::clone(&pool), &call, notices, judged);
+                let mut report = headless.await;
+                if let Some(client) = &mut report.client {
+                    client.connect_s = Some(connect_s);
+                }
+                report
             }
         };
         reports.push(report);
@@ -96,6 +128,17 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     Ok(reports)
 }
 
+/// What a clusterip run dials with: the run's encoded call, the worker
+/// threads and the reconnect backoff.
+#[derive(Clone, Copy)]
+struct Dial<'a> {
+    call: &'a Prepared,
+    engine: &'a Arc<Engine>,
+    settings: BackoffSettings,
+    /// `--print-responses` still wanting replies (no pods were known).
+    samples: Option<&'a ResponseSamples>,
+}
+
 /// Dials the Service address over `connections` connections and lets the
 /// network pick a pod per connection.
 async fn run_clusterip(
@@ -103,14 +146,15 @@ async fn run_clusterip(
     address: &str,
     connections: usize,
     known: &[EndpointKey],
-    settings: &ChannelSettings,
+    dial: Dial<'_>,
     judged: bool,
 ) -> Result<Report, Failure> {
     let pool = Pool::fixed_connections(
         address,
         connections,
         Box::new(RoundRobin::starting_at(0)),
-        settings.clone(),
+        dial.settings,
+        Arc::clone(dial.engine),
     )
     .map_err(Failure::Usage)?;
     let by_name: HashMap<String, String> = known
@@ -119,27 +163,37 @@ async fn run_clusterip(
         .collect();
     let attribution = Attribution::PerConnection { known: by_name };
     let pool = Arc::new(pool);
+    if let Some(samples) = dial.samples.filter(|s| s.wants_more()) {
+        call::sample(&pool, dial.call, samples, plan.load.timeout).await;
+    }
     let balancing = Balancing::PerConnection {
         connections,
         concurrency: plan.load.concurrency,
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let (record, started_at, elapsed_s) =
-                measured(&pool, &load, &attribution, "clusterip", plan.quiet).await;
+            let result = measured(
+                &pool,
+                &load,
+                dial.call,
+                &attribution,
+                "clusterip",
+                plan.quiet,
+            )
+            .await;
             let info = RunInfo {
                 mode: "clusterip".into(),
                 policy: "per-connection".into(),
                 target: address.to_string(),
                 call: plan.load.call.method().into(),
                 connections,
-                elapsed_s,
-                started_at,
+                elapsed_s: result.elapsed.as_secs_f64(),
+                started_at: result.started_at,
                 balancing,
                 measured_by: Some(ClientIdentity::from_env()),
             };
-            let tallies = Tallies::new(&record, known);
-            judged_report(
+            let tallies = Tallies::new(&result.record, known);
+            let report = judged_report(
                 info,
                 &tallies,
                 Vec::new(),
@@ -147,7 +201,8 @@ async fn run_clusterip(
                 plan,
                 balancing,
                 judged,
-            )
+            );
+            with_client(report, &load, &result)
         })
         .await,
     )
@@ -159,6 +214,7 @@ async fn run_headless(
     plan: &BenchPlan,
     resolution: Resolution,
     pool: Arc<Pool>,
+    call: &Prepared,
     notices: Vec<String>,
     judged: bool,
 ) -> Report {
@@ -169,9 +225,10 @@ async fn run_headless(
         concurrency: plan.load.concurrency,
     };
     windows::until_settled(plan, judged, async |load: LoadPlan| {
-        let (record, started_at, elapsed_s) = measured(
+        let result = measured(
             &pool,
             &load,
+            call,
             &Attribution::PerEndpoint,
             "headless",
             plan.quiet,
@@ -194,13 +251,13 @@ async fn run_headless(
             target: plan.target.to_string(),
             call: plan.load.call.method().into(),
             connections,
-            elapsed_s,
-            started_at,
+            elapsed_s: result.elapsed.as_secs_f64(),
+            started_at: result.started_at,
             balancing,
             measured_by: Some(ClientIdentity::from_env()),
         };
-        let tallies = Tallies::new(&record, &expected);
-        judged_report(
+        let tallies = Tallies::new(&result.record, &expected);
+        let report = judged_report(
             info,
             &tallies,
             followed.changes,
@@ -208,7 +265,8 @@ async fn run_headless(
             plan,
             balancing,
             judged,
-        )
+        );
+        with_client(report, &load, &result)
     })
     .await
 }
@@ -226,26 +284,30 @@ async fn start_together(at: SystemTime) {
     }
 }
 
-/// Drives the load with a live progress view; returns the record, the
-/// wall-clock start of the measured part and its seconds.
+/// Drives the load with a live progress view.
 async fn measured(
     pool: &Arc<Pool>,
     load: &LoadPlan,
+    call: &Prepared,
     attribution: &Attribution,
     label: &str,
     quiet: bool,
-) -> (Recorder, SystemTime, f64) {
+) -> RunResult {
     let live = Arc::new(Live::default());
     let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
-    let result = drive(Arc::clone(pool), load.clone(), attribution.clone(), live).await;
+    let result = drive(Arc::clone(pool), load, call.clone(), attribution, live).await;
     if let Some(progress) = progress {
         progress.finish();
     }
-    // The measured part ended just now; its start is that long before.
-    let started = SystemTime::now()
-        .checked_sub(result.elapsed)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    (result.record, started, result.elapsed.as_secs_f64())
+    result
+}
+
+/// Adds the asked-versus-achieved load and the client's own cost.
+fn with_client(mut report: Report, load: &LoadPlan, result: &RunResult) -> Report {
+    let (load, client) = load_and_client(load, result);
+    report.load = Some(load);
+    report.client = Some(client);
+    report
 }
 
 /// Judges the tallies and builds the report; a run shown only for contrast

@@ -8,7 +8,7 @@ use super::{
     AssertArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call, parse_duration,
 };
 use grpclb::Failure;
-use grpclb::load::{CallKind, LoadPlan, Stop};
+use grpclb::load::{CallKind, LoadPlan, MAX_PAYLOAD_BYTES, Stop, check_connections};
 use grpclb::method::MethodSpec;
 use grpclb::pick::Policy;
 use grpclb::plan::{BenchPlan, RunMode};
@@ -40,6 +40,9 @@ pub struct LoadArgs {
     /// Concurrent workers (calls in flight at most).
     #[arg(long, short = 'c', default_value_t = 8)]
     pub concurrency: usize,
+    /// Worker threads sending the calls, each with its own runtime [default: the number of cores].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Total recorded calls per mode [default: 10000 unless --duration].
     #[arg(long, short = 'n', conflicts_with = "duration")]
     pub requests: Option<u64>,
@@ -134,28 +137,11 @@ fn parse_start_at(s: &str) -> Result<SystemTime, String> {
 impl LoadArgs {
     /// Validates the load flags.
     pub fn plan(&self, default_requests: u64) -> Result<LoadPlan, Failure> {
-        if self.concurrency == 0 {
-            return Err(Failure::Usage("--concurrency must be at least 1".into()));
-        }
-        if self.requests == Some(0) {
-            return Err(Failure::Usage("--requests must be at least 1".into()));
-        }
-        if let Some(rate) = self.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
+        if self.payload_bytes > MAX_PAYLOAD_BYTES {
             return Err(Failure::Usage(format!(
-                "--rate {rate} must be a positive number of calls per second"
+                "--payload-bytes {} must be at most {MAX_PAYLOAD_BYTES} (gRPC servers refuse messages over 4 MiB)",
+                self.payload_bytes
             )));
-        }
-        if self.timeout.is_zero() {
-            return Err(Failure::Usage(
-                "--timeout must be longer than 0 (e.g. 5s)".into(),
-            ));
-        }
-        if self.duration.is_some_and(|d| d.is_zero()) {
-            return Err(Failure::Usage(
-                "--duration must be longer than 0 (e.g. 10s)".into(),
-            ));
         }
         if http::HeaderName::from_bytes(self.identity_header.as_bytes()).is_err() {
             return Err(Failure::Usage(format!(
@@ -184,15 +170,21 @@ impl LoadArgs {
                 )));
             }
         };
-        Ok(LoadPlan {
+        let plan = LoadPlan {
             concurrency: self.concurrency,
+            threads: self
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             stop,
             rate: self.rate,
             warmup: self.warmup,
             timeout: self.timeout,
             call,
             identity_header: self.identity_header.to_ascii_lowercase(),
-        })
+        };
+        // Every numeric range lives in one place: `LoadPlan::check`.
+        plan.check().map_err(Failure::Usage)?;
+        Ok(plan)
     }
 }
 
@@ -215,9 +207,7 @@ impl BenchArgs {
                 "--payload-bytes and --data both give the echo payload; use one".into(),
             ));
         }
-        if self.connections == 0 {
-            return Err(Failure::Usage("--connections must be at least 1".into()));
-        }
+        check_connections(self.connections).map_err(Failure::Usage)?;
         let service_address = match &self.clusterip_target {
             Some(address) => Some(clusterip_address(
                 &Target::parse(address)?,

@@ -1,6 +1,5 @@
 //! `grpclb serve` flags.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
@@ -8,11 +7,12 @@ use clap::Args;
 use super::{ServeRegisterArgs, parse_duration};
 use grpclb::Failure;
 use grpclb::plan::ServePlan;
-use grpclb::serve::{ConnectionAge, Faults, ServeSettings, parse_failure_code};
+use grpclb::serve::{ConnectionAge, Faults, ServeSettings, parse_failure_code, parse_listen};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the bound address is printed on stderr).
+    /// Address to listen on (port 0 picks a free port; the bound address is printed on stderr). Several:
+    /// a comma-separated list and IPv4 ranges (127.0.1.1-127.0.4.250:50051), each answering as NAME-1, NAME-2, ….
     #[arg(long, default_value = "0.0.0.0:50051")]
     pub listen: String,
     /// Name sent in the `hostname` header and in replies [default: $POD_NAME, else the hostname].
@@ -58,12 +58,12 @@ pub struct ServeBehaviourArgs {
 
 impl ServeArgs {
     pub fn plan(self) -> Result<ServePlan, Failure> {
-        let listen: SocketAddr = self.listen.parse().map_err(|_| {
-            Failure::Usage(format!(
-                "--listen {:?} is not an IP:port address; write e.g. 0.0.0.0:50051 or 127.0.0.1:0",
-                self.listen
-            ))
-        })?;
+        let listen = parse_listen(&self.listen).map_err(Failure::Usage)?;
+        if listen.len() > 1 && self.registration.register.is_some() {
+            return Err(Failure::Usage(
+                "--register registers one address; give --listen a single address, or run one process per address".into(),
+            ));
+        }
         if let Some(name) = &self.name
             && (name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic()))
         {

@@ -1,35 +1,48 @@
 //! Before a run: ask each pod once who it is, over the pool's own
 //! connection to it, so that a pod the run never reaches still appears
-//! under its own name (and the connection is up before measuring).
+//! under its own name (and the connections are up before measuring).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use http::HeaderName;
+use tokio::time::Instant;
 
-use super::{CallKind, send};
-use crate::pool::Member;
+use super::{CallKind, Prepared, exchange};
+use crate::pool::{Pool, State};
 use crate::record::EndpointKey;
 
-/// Longest wait for one endpoint's answer.
+/// Longest wait for the pool's connections and for one endpoint's answer.
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The key each member is known by: the identity it answered with (which
 /// the member also remembers), else its endpoint's own label.
-pub async fn identify(
-    members: &[Arc<Member>],
-    call: &CallKind,
-    identity_header: &str,
-) -> Vec<EndpointKey> {
-    let asks = members.iter().map(|member| async move {
-        let outcome = send(member.channel(), call, IDENTIFY_TIMEOUT, identity_header).await;
-        if let Some(identity) = &outcome.identity {
-            member.saw_identity(identity);
-        }
-        EndpointKey {
+pub async fn identify(pool: &Pool, call: &CallKind, identity_header: &str) -> Vec<EndpointKey> {
+    let members = pool.members();
+    let prepared = HeaderName::from_bytes(identity_header.as_bytes())
+        .ok()
+        .and_then(|header| Prepared::new(&call.request(), IDENTIFY_TIMEOUT, header).ok());
+    if let Some(prepared) = &prepared {
+        let deadline = Instant::now() + IDENTIFY_TIMEOUT;
+        pool.settled(deadline).await;
+        let asks = members
+            .iter()
+            .filter(|m| m.state() == State::Ready)
+            .map(|member| async move {
+                if let Ok(reply) =
+                    tokio::time::timeout_at(deadline, exchange(member, prepared, 0)).await
+                    && let Some(identity) = &reply.identity
+                {
+                    member.saw_identity(identity);
+                }
+            });
+        join_all(asks).await;
+    }
+    members
+        .iter()
+        .map(|member| EndpointKey {
             name: member.fallback_identity(),
             address: member.endpoint().address.clone(),
-        }
-    });
-    join_all(asks).await
+        })
+        .collect()
 }

@@ -1,29 +1,46 @@
-//! The load driver: workers that send calls through the pool, closed loop
-//! (N concurrent workers) or open loop (a target rate), bounded by a request
-//! count or a duration, after an unrecorded warm-up.
+//! The load driver: calls sent through the pool from the engine's worker
+//! threads, closed loop (N calls in flight) or open loop (a target rate),
+//! bounded by a request count or a duration, after an unrecorded warm-up.
+//!
+//! The request is encoded once per run; each worker thread runs its share
+//! of the calls in flight as tasks on its own runtime and counts them into
+//! its own [`ThreadTally`]; the tallies are merged and named at the end.
 
+mod bounds;
 mod call;
 mod identify;
-mod raw_call;
 mod schedule;
+mod usage;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use call::{CallKind, CallOutcome, code_name, send};
-pub use identify::identify;
-pub use raw_call::RawCall;
-pub use schedule::{Schedule, Stop};
+use http::HeaderName;
 
-use crate::pool::{Member, Pool};
-use crate::record::{EndpointKey, Live, NO_ENDPOINT, Recorder};
+pub use bounds::{
+    MAX_CONCURRENCY, MAX_CONNECTIONS, MAX_PAYLOAD_BYTES, MAX_THREADS, check_connections,
+};
+pub use call::{CallKind, CallRequest, PrepareError, Prepared, Reply, ReplyCheck, exchange};
+pub use identify::identify;
+pub use schedule::{Schedule, Stop};
+pub use usage::{Usage, raise_open_files_limit};
+
+use crate::pool::{Member, Pool, identity_text};
+use crate::record::{
+    EndpointKey, ErrorCode, Live, NO_ENDPOINT, Recorder, RowKey, Rows, ThreadTally,
+};
 
 /// How much load to send, and how.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    /// Concurrent workers (each has at most one call in flight).
+    /// Calls in flight at most (closed loop: always).
     pub concurrency: usize,
+    /// Worker threads sending the calls.
+    pub threads: usize,
     pub stop: Stop,
     /// Open loop at this many calls per second; `None` = closed loop.
     pub rate: Option<f64>,
@@ -51,147 +68,267 @@ pub enum Attribution {
 #[derive(Debug)]
 pub struct RunResult {
     pub record: Recorder,
+    /// Wall-clock start of the measured part (the end of the warm-up).
+    pub started_at: std::time::SystemTime,
     /// From the end of the warm-up to the last call's completion.
     pub elapsed: Duration,
+    /// CPU time this process spent over the same span (every thread).
+    pub cpu: Duration,
+    /// Open loop with a duration: slots due before the end that were not
+    /// sent because the client fell behind.
+    pub unsent: u64,
+    /// Calls in flight when the duration ended (they finished within
+    /// their timeout and are counted).
+    pub in_flight_at_end: u64,
+    /// Worker threads that sent the calls.
+    pub threads: usize,
 }
 
-struct Context {
+/// A call refused by a connection that was going away is sent again
+/// elsewhere this many times at most (gRPC's transparent retry).
+const MAX_TRANSPARENT_RETRIES: u32 = 4;
+
+/// Calls a worker finishes between updates of the live counters.
+const LIVE_BATCH: u64 = 32;
+
+/// What every worker of a run shares.
+struct Run {
     pool: Arc<Pool>,
-    plan: LoadPlan,
-    attribution: Attribution,
-    live: Arc<Live>,
-    warmup_end: Instant,
+    call: Prepared,
+    timeout: Duration,
     schedule: Schedule,
+    warmup_end: Instant,
+    /// The end of a run with a duration.
+    end: Option<Instant>,
+    rows: Arc<Rows>,
+    live: Arc<Live>,
+    in_flight_at_end: AtomicU64,
 }
 
-/// Runs the plan against the pool and returns the merged record.
+impl LoadPlan {
+    /// The plan's call, encoded once for the whole run.
+    pub fn prepare(&self) -> Result<Prepared, String> {
+        let identity_header = HeaderName::from_bytes(self.identity_header.as_bytes())
+            .map_err(|_| {
+                format!(
+                    "--identity-header {:?} is not a valid header name (lowercase letters, digits, '-')",
+                    self.identity_header
+                )
+            })?;
+        Prepared::new(&self.call.request(), self.timeout, identity_header)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the plan's load, sending `call`, against the pool (on the pool's
+/// engine) and returns the merged record.
 pub async fn drive(
     pool: Arc<Pool>,
-    plan: LoadPlan,
-    attribution: Attribution,
+    plan: &LoadPlan,
+    call: Prepared,
+    attribution: &Attribution,
     live: Arc<Live>,
 ) -> RunResult {
     let warmup_end = Instant::now() + plan.warmup;
-    let schedule = Schedule::new(plan.stop, plan.rate, warmup_end);
-    let workers = plan.concurrency.max(1);
-    let context = Arc::new(Context {
-        pool,
-        plan,
-        attribution,
-        live,
+    let started_at = std::time::SystemTime::now() + plan.warmup;
+    let end = match plan.stop {
+        Stop::Duration(d) => Some(warmup_end + d),
+        Stop::Requests(_) => None,
+    };
+    let rows = Arc::new(Rows::default());
+    let run = Arc::new(Run {
+        pool: Arc::clone(&pool),
+        call,
+        timeout: plan.timeout,
+        schedule: Schedule::new(plan.stop, plan.rate, warmup_end),
         warmup_end,
-        schedule,
+        end,
+        rows: Arc::clone(&rows),
+        live,
+        in_flight_at_end: AtomicU64::new(0),
     });
-    let handles: Vec<_> = (0..workers)
-        .map(|_| tokio::spawn(worker(Arc::clone(&context))))
+    let engine = Arc::clone(pool.engine());
+    let threads = engine.threads();
+    let mut finished = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        // Spread the calls in flight evenly over the threads.
+        let loops = plan.concurrency / threads + usize::from(thread < plan.concurrency % threads);
+        let (done, result) = tokio::sync::oneshot::channel();
+        finished.push(result);
+        let run = Arc::clone(&run);
+        engine.spawn_local(thread, move || async move {
+            let _ = done.send(worker_thread(run, thread, loops).await);
+        });
+    }
+    tokio::time::sleep_until(warmup_end.into()).await;
+    let before = Usage::now();
+    let mut tallies = Vec::with_capacity(threads);
+    let mut last = warmup_end;
+    for result in finished {
+        // A worker thread only stops early by panicking: a bug worth seeing.
+        let Ok((tally, thread_last)) = result.await else {
+            panic!("a worker thread stopped before the run ended");
+        };
+        tallies.push(tally);
+        last = last.max(thread_last);
+    }
+    let cpu = Usage::now().cpu_since(&before);
+    let sent: u64 = tallies.iter().map(|t| t.calls).sum();
+    let record = rows.finish(&tallies, |key| credit(&pool, attribution, key));
+    RunResult {
+        record,
+        started_at,
+        elapsed: last.saturating_duration_since(warmup_end),
+        cpu,
+        unsent: run.schedule.unsent(sent),
+        in_flight_at_end: run.in_flight_at_end.load(Ordering::Relaxed),
+        threads,
+    }
+}
+
+/// One worker thread's share: `loops` call loops as local tasks counting
+/// into one tally. Returns the tally and the last completion time.
+async fn worker_thread(run: Arc<Run>, thread: usize, loops: usize) -> (ThreadTally, Instant) {
+    let tally = Rc::new(RefCell::new(ThreadTally::new(Arc::clone(&run.rows))));
+    let handles: Vec<_> = (0..loops)
+        .map(|i| {
+            let run = Arc::clone(&run);
+            let tally = Rc::clone(&tally);
+            tokio::task::spawn_local(call_loop(run, tally, thread + i))
+        })
         .collect();
-    let mut record = Recorder::default();
-    let mut finished = warmup_end;
+    let mut last = run.warmup_end;
     for handle in handles {
-        // A worker only ends by returning; a panic would be a bug worth seeing.
+        // A loop only ends by returning; a panic would be a bug worth seeing.
         match handle.await {
-            Ok((worker_record, last)) => {
-                record.merge(&worker_record);
-                finished = finished.max(last);
-            }
+            Ok(loop_last) => last = last.max(loop_last),
             Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
         }
     }
-    RunResult {
-        record,
-        elapsed: finished.saturating_duration_since(warmup_end),
-    }
+    let tally = match Rc::try_unwrap(tally) {
+        Ok(tally) => tally.into_inner(),
+        Err(shared) => shared.replace(ThreadTally::new(Arc::clone(&run.rows))),
+    };
+    (tally, last)
 }
 
-/// One worker: warm up, then take scheduled slots until the plan is done.
-async fn worker(context: Arc<Context>) -> (Recorder, Instant) {
-    let mut record = Recorder::default();
-    while Instant::now() < context.warmup_end {
-        call_once(&context, None).await;
+/// One call in flight at a time: warm up, then take scheduled slots until
+/// the plan is done. Returns when its last call completed.
+async fn call_loop(
+    run: Arc<Run>,
+    tally: Rc<RefCell<ThreadTally>>,
+    first_message: usize,
+) -> Instant {
+    let mut message = first_message;
+    while Instant::now() < run.warmup_end {
+        call_once(&run, message, None).await;
+        message = message.wrapping_add(1);
     }
     let mut last = Instant::now();
-    while let Some(intended) = context.schedule.next_slot() {
+    let (mut done, mut errors) = (0u64, 0u64);
+    while let Some(intended) = run.schedule.next_slot() {
         if let Some(at) = intended {
             tokio::time::sleep_until(at.into()).await;
         }
-        call_once(&context, Some((&mut record, intended))).await;
+        let ok = call_once(&run, message, Some((&tally, intended))).await;
+        message = message.wrapping_add(1);
         last = Instant::now();
+        if let Some(end) = run.end
+            && last > end
+        {
+            run.in_flight_at_end.fetch_add(1, Ordering::Relaxed);
+        }
+        done += 1;
+        errors += u64::from(!ok);
+        if done == LIVE_BATCH {
+            run.live.add(done, errors);
+            (done, errors) = (0, 0);
+        }
     }
-    (record, last)
+    run.live.add(done, errors);
+    last
 }
 
-/// Sends one call; records it when `record` is given. Latency runs from the
-/// intended send time in open loop, so queueing behind slow calls shows.
-async fn call_once(context: &Context, record: Option<(&mut Recorder, Option<Instant>)>) {
+/// Sends one call; records it when `record` is given and returns whether
+/// it succeeded. Latency runs from the intended send time in open loop,
+/// so queueing behind slow calls shows.
+async fn call_once(
+    run: &Run,
+    message: usize,
+    record: Option<(&RefCell<ThreadTally>, Option<Instant>)>,
+) -> bool {
     let started = Instant::now();
-    let Some(member) = wait_for_member(context).await else {
-        if let Some((record, _)) = record {
-            let key = EndpointKey {
-                name: NO_ENDPOINT.to_string(),
-                address: NO_ENDPOINT.to_string(),
-            };
-            record.error(key, "NO_ENDPOINT");
-            context.live.count(false);
+    let deadline = tokio::time::Instant::from_std(started + run.timeout);
+    let mut retries = 0;
+    let (member, outcome) = loop {
+        let member = match run.pool.pick() {
+            Some(member) => member,
+            None => match run.pool.pick_or_wait(deadline).await {
+                Some(member) => member,
+                None => {
+                    if let Some((tally, _)) = record {
+                        tally.borrow_mut().no_endpoint();
+                    }
+                    return false;
+                }
+            },
+        };
+        let reply = {
+            let _in_flight = member.start_call();
+            tokio::time::timeout_at(deadline, exchange(&member, &run.call, message)).await
+        };
+        match reply {
+            Ok(reply) if reply.refused && retries < MAX_TRANSPARENT_RETRIES => retries += 1,
+            Ok(reply) => break (member, Ok(reply)),
+            Err(_elapsed) => break (member, Err(ErrorCode::DEADLINE_EXCEEDED)),
         }
-        return;
     };
-    let outcome = {
-        let _in_flight = member.start_call();
-        let plan = &context.plan;
-        send(
-            member.channel(),
-            &plan.call,
-            plan.timeout,
-            &plan.identity_header,
-        )
-        .await
+    let (result, identity, message) = match outcome {
+        Ok(reply) => (reply.result, reply.identity, reply.message),
+        Err(code) => (Err(code), None, None),
     };
-    if outcome.unreachable {
-        context.pool.eject(&member);
+    if let Some(identity) = &identity {
+        member.saw_identity(identity);
     }
-    let Some((record, intended)) = record else {
-        if let Some(identity) = &outcome.identity {
-            member.saw_identity(identity);
+    if let Some((tally, intended)) = record {
+        let mut tally = tally.borrow_mut();
+        match result {
+            Ok(()) => tally.ok(
+                member.slot(),
+                identity.as_ref(),
+                intended.unwrap_or(started).elapsed(),
+            ),
+            Err(code) => tally.error(member.slot(), identity.as_ref(), code, message.as_deref()),
         }
-        return;
+    }
+    result.is_ok()
+}
+
+/// The endpoint a row is credited to (design: "Who answered").
+fn credit(pool: &Pool, attribution: &Attribution, key: &RowKey) -> EndpointKey {
+    let Some(member) = key.slot.and_then(|slot| pool.member(slot)) else {
+        return EndpointKey {
+            name: NO_ENDPOINT.to_string(),
+            address: NO_ENDPOINT.to_string(),
+        };
     };
-    let key = credit(context, &member, outcome.identity.as_deref());
-    context.live.count(outcome.result.is_ok());
-    match outcome.result {
-        Ok(()) => record.ok(key, intended.unwrap_or(started).elapsed()),
-        Err(code) => record.failed(key, &code, outcome.message.as_deref()),
+    let name = key
+        .identity
+        .as_ref()
+        .and_then(identity_text)
+        .unwrap_or_else(|| member.fallback_identity());
+    EndpointKey {
+        address: address_of(&member, attribution, &name),
+        name,
     }
 }
 
-/// A member to call, waiting up to the call timeout for the pool to fill.
-async fn wait_for_member(context: &Context) -> Option<Arc<Member>> {
-    let deadline = Instant::now() + context.plan.timeout;
-    loop {
-        if let Some(member) = context.pool.pick() {
-            return Some(member);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The endpoint a call is credited to (design: "Who answered").
-fn credit(context: &Context, member: &Member, identity: Option<&str>) -> EndpointKey {
-    let name = match identity {
-        Some(identity) => {
-            member.saw_identity(identity);
-            identity.to_string()
-        }
-        None => member.fallback_identity(),
-    };
-    let address = match &context.attribution {
+fn address_of(member: &Member, attribution: &Attribution, name: &str) -> String {
+    match attribution {
         Attribution::PerEndpoint => member.endpoint().address.clone(),
         Attribution::PerConnection { known } => known
-            .get(&name)
+            .get(name)
             .cloned()
             .unwrap_or_else(|| member.endpoint().address.clone()),
-    };
-    EndpointKey { name, address }
+    }
 }

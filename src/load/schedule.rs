@@ -33,8 +33,15 @@ impl Schedule {
     }
 
     /// The next slot: `None` when the run is over, `Some(None)` for "now"
-    /// (closed loop), `Some(Some(t))` for "at t" (open loop).
+    /// (closed loop), `Some(Some(t))` for "at t" (open loop). A run with a
+    /// duration is over at its end, even when an open loop fell behind its
+    /// timetable: the slots it did not reach are [`Schedule::unsent`].
     pub fn next_slot(&self) -> Option<Option<Instant>> {
+        if let Stop::Duration(duration) = self.stop
+            && Instant::now() >= self.start + duration
+        {
+            return None;
+        }
         let index = self.issued.fetch_add(1, Ordering::Relaxed);
         if let Stop::Requests(n) = self.stop
             && index >= n
@@ -52,6 +59,19 @@ impl Schedule {
         }
         Some(at)
     }
+
+    /// Open loop with a duration: the slots due before the end that no
+    /// worker took (the client fell behind the rate asked).
+    pub fn unsent(&self, sent: u64) -> u64 {
+        match (self.stop, self.rate) {
+            (Stop::Duration(duration), Some(rate)) => {
+                // Slot i is due at i / rate; those due before the end.
+                let due = (duration.as_secs_f64() * rate).ceil() as u64;
+                due.saturating_sub(sent)
+            }
+            _ => 0,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +85,18 @@ mod tests {
             .take(100)
             .count();
         assert_eq!(slots, 5);
+    }
+
+    #[test]
+    fn a_duration_ends_the_timetable_even_when_behind() {
+        let start = Instant::now() - Duration::from_secs(5);
+        let schedule = Schedule::new(
+            Stop::Duration(Duration::from_secs(3)),
+            Some(100_000.0),
+            start,
+        );
+        assert_eq!(schedule.next_slot(), None);
+        assert_eq!(schedule.unsent(1000), 299_000);
     }
 
     #[test]

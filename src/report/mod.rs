@@ -1,6 +1,7 @@
 //! The report: what a run did, per endpoint and in total, as a stable JSON
 //! document (`--output json`) or human tables.
 
+mod client;
 mod compare;
 pub mod endpoints;
 pub mod histogram;
@@ -9,6 +10,7 @@ mod table;
 
 use serde::Serialize;
 
+pub use client::{AskedLoad, ClientReport, LoadReport, client_line, load_and_client};
 pub use compare::{comparison_table, conclusion};
 pub use provenance::{BalancingReport, ClientIdentity, SCHEMA, after, parse_rfc3339, rfc3339};
 pub use table::render;
@@ -141,6 +143,14 @@ pub struct Report {
     pub balancing: BalancingReport,
     /// Every successful call's latency in µs (HdrHistogram V2 + DEFLATE, base64).
     pub latency_histogram: String,
+
+    // -- The load engine (issue 16): the asked load and the client's cost.
+    /// The load asked beside the load achieved (measured runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+    /// What the client itself cost, and whether it may have been the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientReport>,
 }
 
 /// What describes a run besides its record.
@@ -222,6 +232,8 @@ impl Report {
             measured_by: info.measured_by,
             balancing: info.balancing.into(),
             latency_histogram: histogram::encode(&total.latency_us),
+            load: None,
+            client: None,
         }
     }
 

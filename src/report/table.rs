@@ -58,6 +58,9 @@ pub fn render(report: &Report) -> String {
         ms(report.latency_ms.p99),
         ms(report.latency_ms.max),
     ));
+    if let (Some(load), Some(client)) = (&report.load, &report.client) {
+        out.push_str(&super::client_line(load, client));
+    }
     for (code, messages) in &report.error_messages {
         for message in messages {
             out.push_str(&format!("  {code}: {message}\n"));

@@ -9,6 +9,7 @@ mod connections;
 mod echo;
 mod faults;
 mod identity;
+mod listen;
 mod run;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use connections::ConnectionAge;
 pub use echo::EchoService;
 pub use faults::{FaultLayer, Faults, code_name, parse_failure_code};
 pub use identity::Identity;
+pub use listen::{bind_all, listener_name, parse_listen};
 pub use run::run;
 
 use crate::proto::echo_server::EchoServer;

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Identity, bind, serve_with};
+use super::{Identity, bind, bind_all, listener_name, serve_with};
 use crate::Failure;
 use crate::etcd::Metadata;
+use crate::load::raise_open_files_limit;
 use crate::plan::{RegisterPlan, ServePlan};
 use crate::register::{self, Registration};
 use crate::signal::termination_signal;
@@ -16,10 +17,14 @@ const DEREGISTER_GRACE: Duration = Duration::from_millis(500);
 
 /// Serves until a termination signal, then drains.
 pub async fn run(plan: ServePlan) -> Result<(), Failure> {
-    let identity = Identity::from_env(plan.name, plan.listen);
     let shutdown = termination_signal()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGTERM handler: {e}")))?;
-    let listener = bind(plan.listen)
+    let first = match plan.listen.as_slice() {
+        [one] => *one,
+        _ => return serve_many(plan, shutdown).await,
+    };
+    let identity = Identity::from_env(plan.name, first);
+    let listener = bind(first)
         .await
         .map_err(|e| Failure::CannotRun(e.to_string()))?;
     let bound = listener
@@ -51,6 +56,64 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     )
     .await
     .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    eprintln!("grpclb serve: drained, bye");
+    Ok(())
+}
+
+/// Up to this many listeners are announced one line each.
+const ANNOUNCED_ONE_BY_ONE: usize = 16;
+
+/// Serves on several addresses in one process, each under its own name
+/// (`NAME-1`, `NAME-2`, …), until a termination signal; then all drain.
+async fn serve_many(plan: ServePlan, shutdown: impl Future<Output = ()>) -> Result<(), Failure> {
+    raise_open_files_limit();
+    let listeners = bind_all(&plan.listen)
+        .await
+        .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let count = listeners.len();
+    let mut servers = Vec::with_capacity(count);
+    let mut bound = Vec::with_capacity(count);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let address = listener
+            .local_addr()
+            .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
+        let base = Identity::from_env(plan.name.clone(), address);
+        let identity = Identity {
+            name: listener_name(&base.name, index, count),
+            ..base
+        };
+        if count <= ANNOUNCED_ONE_BY_ONE {
+            eprintln!("grpclb serve: listening on {address} as {}", identity.name);
+        }
+        bound.push((address, identity.name.clone()));
+        let mut stopped = stopped.clone();
+        let settings = plan.settings.clone();
+        servers.push(tokio::spawn(serve_with(
+            listener,
+            identity,
+            settings,
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            },
+        )));
+    }
+    if let (Some((first, first_name)), Some((last, last_name))) = (bound.first(), bound.last())
+        && count > ANNOUNCED_ONE_BY_ONE
+    {
+        eprintln!(
+            "grpclb serve: listening on {count} addresses, {first} to {last}, as {first_name} to {last_name}"
+        );
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    for server in servers {
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::CannotRun(e.to_string())),
+            Err(e) => return Err(Failure::CannotRun(format!("a listener stopped: {e}"))),
+        }
+    }
     eprintln!("grpclb serve: drained, bye");
     Ok(())
 }
