@@ -170,8 +170,46 @@ fn killed_backend_yields_errors_on_that_endpoint_only() {
 fn open_loop_rate_is_held_and_latency_counts_from_intended_start() {
     let pods = backends("rate", 71, 2);
     let report = bench_report(&[&ipv4_target(&pods), "--rate", "200", "-z", "2s", "-c", "4"]);
-    // 200/s for 2 s: exactly 400 slots are scheduled.
-    assert_eq!(report["requests"], 400, "{report}");
+    // 200/s for 2 s: exactly 400 slots are scheduled; each was sent, or
+    // (on a machine too busy to keep up) counted as unsent at the end.
+    let sent = report["requests"].as_u64().unwrap_or(0);
+    let unsent = report["load"]["unsent"].as_u64().unwrap_or(0);
+    assert_eq!(sent + unsent, 400, "{report}");
+    assert_eq!(report["load"]["asked"]["rate"], 200.0);
+}
+
+#[test]
+fn a_duration_ends_the_run_even_when_the_rate_cannot_be_met() {
+    let pods = backends("bound", 75, 1);
+    let started = std::time::Instant::now();
+    let report = bench_report(&[
+        &ipv4_target(&pods),
+        "--rate",
+        "100000",
+        "-z",
+        "2s",
+        "-c",
+        "4",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    // The run ends at 2 s; calls in flight then finish within --timeout.
+    assert!(
+        took < Duration::from_secs(2 + 1 + 3),
+        "the run took {took:?}"
+    );
+    assert!(
+        report["elapsed_s"].as_f64().unwrap_or(99.0) < 3.0,
+        "{report}"
+    );
+    let load = &report["load"];
+    assert!(load["unsent"].as_u64().unwrap_or(0) > 0, "{load}");
+    assert_eq!(report["client"]["may_be_the_limit"], true, "{report}");
+    let why = report["client"]["why"].to_string();
+    assert!(why.contains("of the 100000 calls/s asked"), "{why}");
 }
 
 #[test]
