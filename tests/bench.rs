@@ -261,6 +261,40 @@ fn open_loop_shows_a_stall_as_queueing_that_closed_loop_hides() {
 }
 
 #[test]
+fn a_duration_ends_the_run_even_when_the_rate_cannot_be_met() {
+    let pods = backends("bound", 75, 1);
+    let started = std::time::Instant::now();
+    let report = bench_report(&[
+        &ipv4_target(&pods),
+        "--rate",
+        "100000",
+        "-z",
+        "2s",
+        "-c",
+        "4",
+        "--warmup",
+        "0s",
+        "--timeout",
+        "1s",
+    ]);
+    let took = started.elapsed();
+    // The run ends at 2 s; calls in flight then finish within --timeout.
+    assert!(
+        took < Duration::from_secs(2 + 1 + 3),
+        "the run took {took:?}"
+    );
+    assert!(
+        report["elapsed_s"].as_f64().unwrap_or(99.0) < 3.0,
+        "{report}"
+    );
+    let load = &report["load"];
+    assert!(load["unsent"].as_u64().unwrap_or(0) > 0, "{load}");
+    assert_eq!(report["client"]["may_be_the_limit"], true, "{report}");
+    let why = report["client"]["why"].to_string();
+    assert!(why.contains("of the 100000 calls/s asked"), "{why}");
+}
+
+#[test]
 fn unreachable_target_is_exit_3() {
     // Nothing listens on this port: every call fails, the run could not do its job.
     let silent = std::net::TcpListener::bind("127.0.0.81:0").expect("bind");
