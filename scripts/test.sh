@@ -44,6 +44,9 @@ for tool in "${!PROVIDER[@]}"; do
 done
 # The C-core gRPC peers run on Debian's own interpreter.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || missing+=(python3-grpcio)
+/usr/bin/python3 -c 'import grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpc-tools)
+# Debian's venv needs the pip wheel that python3-venv brings.
+compgen -G '/usr/share/python-wheels/pip-*.whl' >/dev/null || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -54,6 +57,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+fi
+
+# The C-core method peer's server reflection comes from grpcio-reflection,
+# pinned to Debian's grpcio and installed without dependencies into a venv
+# that sees the system packages (Debian's grpcio and protobuf).
+peer_venv=target/python-peers
+if ! "$peer_venv/bin/python" -c 'import grpc_reflection' >/dev/null 2>&1; then
+  grpcio_version=$(/usr/bin/python3 -c 'import grpc; print(grpc.__version__)')
+  echo "scripts/test.sh: installing grpcio-reflection==$grpcio_version into $peer_venv" >&2
+  /usr/bin/python3 -m venv --system-site-packages "$peer_venv"
+  "$peer_venv/bin/pip" install -q --no-deps "grpcio-reflection==$grpcio_version"
 fi
 
 cargo fmt --check

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod etcd;
 mod failure;
 pub mod load;
+pub mod method;
 pub mod pick;
 pub mod plan;
 pub mod pool;

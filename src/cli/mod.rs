@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod method;
 mod register;
 mod resolve;
 mod serve;
@@ -17,6 +18,7 @@ pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
@@ -42,6 +44,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// List the services and methods a server offers (server reflection) or .proto files describe.
+    List(ListArgs),
+    /// Show a service, method or message and the shape of its messages.
+    Describe(DescribeArgs),
 }
 
 /// How results are printed (`--output`).

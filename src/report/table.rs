@@ -58,6 +58,11 @@ pub fn render(report: &Report) -> String {
         ms(report.latency_ms.p99),
         ms(report.latency_ms.max),
     ));
+    for (code, messages) in &report.error_messages {
+        for message in messages {
+            out.push_str(&format!("  {code}: {message}\n"));
+        }
+    }
     for change in &report.changes {
         out.push_str(&format!(
             "  at {:+.2}s: added [{}] removed [{}]\n",
