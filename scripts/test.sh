@@ -102,5 +102,5 @@ if [ "$skipped" -gt 0 ]; then
   echo "== skipped: these tests did not run (they passed vacuously) =="
   sort -u "$skip_log" | sed 's/^/  /'
 fi
-echo "scripts/test.sh: cargo test took ${elapsed}s; $skipped test(s) SKIPPED, $ignored ignored; exit $status"
+echo "scripts/test.sh: ${SECONDS}s in all, cargo test ${elapsed}s (2-core budget: 20 min); $skipped test(s) SKIPPED, $ignored ignored; exit $status"
 exit "$status"
