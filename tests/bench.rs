@@ -374,10 +374,9 @@ fn least_request_sends_a_slow_pod_fewer_calls_than_random_and_cuts_p99() {
 /// The client side of a drain. `grpclb serve` finishes every call it
 /// accepted (`serve_faults::sigterm_stops_accepting_and_finishes_every_call_in_flight`)
 /// and C-core loses nothing to it (`serve_faults::c_core_client_loses_no_call_when_a_pod_drains`);
-/// today's client still fails the calls a GOAWAY refused and keeps picking
-/// the gone pod (measured: 6–10 failed calls of ~2000).
+/// grpclb's client sends a call that a GOAWAY refused to another pod and
+/// stops picking the draining one, so it loses nothing either.
 #[test]
-#[ignore = "needs the engine's connection states and transparent retry (issue 9); run with --ignored"]
 fn graceful_drain_costs_no_call() {
     let mut pods = support::backends_with("drain", "127.0.4", 1, 3, &["--delay", "20ms"]);
     let run = bench_in_background(vec![
