@@ -3,11 +3,13 @@
 
 mod compare;
 pub mod endpoints;
+mod style;
 mod table;
 
 use serde::Serialize;
 
 pub use compare::{comparison_table, conclusion};
+pub use style::{Style, wrap};
 pub use table::render;
 
 use crate::record::{NO_ENDPOINT, Tallies, Tally};
@@ -23,13 +25,13 @@ pub fn json(reports: &[Report]) -> Result<String, serde_json::Error> {
     }
 }
 
-/// The reports as human tables; several runs add the side-by-side
-/// comparison and its conclusion.
-pub fn tables(reports: &[Report]) -> String {
-    let mut text: Vec<String> = reports.iter().map(render).collect();
+/// The reports as human tables laid out for `style`; several runs add the
+/// side-by-side comparison and its conclusion.
+pub fn tables(reports: &[Report], style: &Style) -> String {
+    let mut text: Vec<String> = reports.iter().map(|r| render(r, style)).collect();
     if reports.len() > 1 {
-        text.push(comparison_table(reports));
-        text.push(conclusion(reports));
+        text.push(comparison_table(reports, style));
+        text.push(style::wrap(&conclusion(reports), style, 2));
     }
     text.join("\n")
 }

@@ -1,0 +1,231 @@
+//! What a new user meets first: JSON that is alone on stdout whatever the
+//! exit code, `--output-file`, colour only where asked, completions and
+//! manual pages, and `resolve --watch` summaries that count what they printed.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use support::{backends, code, ipv4_target, run_grpclb};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Stdout is empty or exactly one JSON document.
+fn assert_only_json(args: &[&str], out: &Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return;
+    }
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+        panic!("{args:?}: stdout is not one JSON document ({e}):\n{text}");
+    }
+}
+
+#[test]
+fn json_output_is_alone_on_stdout_in_every_exit_path() {
+    let pods = backends("first", 201, 2);
+    let target = ipv4_target(&pods);
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        (vec!["bench", &target, "-n", "400", "-o", "json"], 0),
+        (
+            vec![
+                "bench",
+                &target,
+                "-n",
+                "400",
+                "--expect-endpoints",
+                "3",
+                "-o",
+                "json",
+            ],
+            1,
+        ),
+        (
+            vec!["bench", &target, "--concurrency", "0", "-o", "json"],
+            2,
+        ),
+        (
+            vec!["bench", "ipv4:127.0.0.1:1", "-n", "20", "-o", "json"],
+            3,
+        ),
+        (vec!["resolve", &target, "-o", "json"], 0),
+        (
+            vec!["bench", "dns://127.0.0.1:1/nowhere.test:80", "-o", "json"],
+            3,
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run_grpclb(&args, LIMIT);
+        assert_eq!(code(&out), expected, "{args:?}: {}", stderr(&out));
+        assert_only_json(&args, &out);
+        if expected <= 1 {
+            assert!(!out.stdout.is_empty(), "{args:?}: no document");
+        }
+    }
+}
+
+#[test]
+fn output_file_holds_the_document_while_stdout_shows_tables() {
+    let pods = backends("file", 204, 2);
+    let target = ipv4_target(&pods);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("spread.json");
+    let path_text = path.to_string_lossy().to_string();
+    let out = run_grpclb(
+        &[
+            "bench",
+            &target,
+            "-n",
+            "300",
+            "-O",
+            &path_text,
+            "--assert-even",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("file-1") && stdout.contains("verdict"),
+        "{stdout}"
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the file exists")).expect("JSON");
+    assert_eq!(document["requests"], 300);
+
+    let unwritable = run_grpclb(
+        &[
+            "bench",
+            &target,
+            "-n",
+            "10",
+            "-O",
+            "/nonexistent-dir/x.json",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&unwritable), 3, "{}", stderr(&unwritable));
+    assert!(
+        stderr(&unwritable).contains("--output-file"),
+        "{}",
+        stderr(&unwritable)
+    );
+
+    let resolved = dir.path().join("endpoints.json");
+    let out = run_grpclb(
+        &["resolve", &target, "-O", &resolved.to_string_lossy()],
+        LIMIT,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let document: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&resolved).expect("written")).expect("JSON");
+    assert_eq!(document["endpoints"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let pods = backends("colour", 206, 2);
+    let target = ipv4_target(&pods);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["bench", target.as_str(), "-n", "200", "--assert-even"];
+        args.extend(extra);
+        let out = run_grpclb(&args, LIMIT);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // stdout is a pipe here: auto means no colour.
+    assert!(!run(&[]).contains('\x1b'));
+    assert!(!run(&["--color", "never"]).contains('\x1b'));
+    let coloured = run(&["--color", "always"]);
+    assert!(coloured.contains("\x1b[32mPASS\x1b[0m"), "{coloured}");
+}
+
+#[test]
+fn completions_and_manual_pages_generate() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = run_grpclb(&["completions", shell], LIMIT);
+        assert_eq!(code(&out), 0, "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("bench") && script.contains("assert-even"),
+            "{shell}"
+        );
+    }
+    let out = run_grpclb(&["man"], LIMIT);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH grpclb 1"));
+    let out = run_grpclb(&["man", "resolve"], LIMIT);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(".TH grpclb-resolve 1"));
+}
+
+#[test]
+fn help_is_true_and_ends_with_examples() {
+    let help = |sub: &str| {
+        let out = run_grpclb(&[sub, "--help"], LIMIT);
+        assert_eq!(code(&out), 0);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(help("demo").contains("[default: 5000 unless --duration]"));
+    let resolve = help("resolve");
+    assert!(
+        !resolve.contains("clusterip") && !resolve.contains("balance onto"),
+        "{resolve}"
+    );
+    assert!(
+        help("bench").contains("possible values: round_robin, pick_first, random, least_request")
+    );
+    assert!(help("register").contains("possible values: plain, json"));
+    for sub in [
+        "bench",
+        "serve",
+        "resolve",
+        "demo",
+        "register",
+        "completions",
+        "man",
+    ] {
+        let text = help(sub);
+        let examples = text
+            .split("Examples:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{sub}: no examples"));
+        let count = examples
+            .lines()
+            .filter(|l| l.trim_start().starts_with("grpclb") || l.contains(" grpclb "))
+            .count();
+        assert!(
+            (2..=3).contains(&count),
+            "{sub}: {count} examples\n{examples}"
+        );
+    }
+}
+
+#[test]
+fn watch_summary_counts_the_lines_it_printed() {
+    let out = run_grpclb(
+        &[
+            "resolve",
+            "ipv4:127.0.0.1:1,127.0.0.1:2,127.0.0.1:3",
+            "--watch",
+            "-z",
+            "1s",
+            "-o",
+            "json",
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let added = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|line| line["event"] == "added")
+        .count();
+    assert_eq!(added, 3, "{stdout}");
+    assert!(stderr(&out).contains("3 added"), "{}", stderr(&out));
+}
