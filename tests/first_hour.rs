@@ -2,12 +2,15 @@
 //! exit code, `--output-file`, colour only where asked, completions and
 //! manual pages, and `resolve --watch` summaries that count what they printed.
 
+#[path = "support/dnsmasq.rs"]
+mod dnsmasq;
 mod support;
 
 use std::process::Output;
 use std::time::Duration;
 
-use support::{backends, code, ipv4_target, run_grpclb};
+use dnsmasq::Dnsmasq;
+use support::{Backend, backends, code, ipv4_target, json, run_grpclb};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -228,4 +231,91 @@ fn watch_summary_counts_the_lines_it_printed() {
         .count();
     assert_eq!(added, 3, "{stdout}");
     assert!(stderr(&out).contains("3 added"), "{}", stderr(&out));
+}
+
+#[test]
+fn weights_naming_no_endpoint_are_a_usage_error_listing_the_endpoints() {
+    let pods = backends("w", 209, 2);
+    let target = ipv4_target(&pods);
+    let out = run_grpclb(
+        &["bench", &target, "-n", "100", "--weights", "w-1=9,w-3=1"],
+        LIMIT,
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("w-3") && message.contains("w-1") && message.contains("w-2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn two_servers_with_one_name_are_flagged_and_open_loop_says_its_rate() {
+    let a = Backend::start("127.0.0.211", "twin");
+    let b = Backend::start("127.0.0.212", "twin");
+    let pods = [a, b];
+    let target = ipv4_target(&pods);
+    let out = run_grpclb(
+        &["bench", &target, "-n", "200", "--rate", "400", "-o", "json"],
+        LIMIT,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    let notices = report["notices"].to_string();
+    assert!(notices.contains("cannot tell them apart"), "{report}");
+    assert_eq!(report["open_loop_rate"], 400.0);
+    let out = run_grpclb(&["bench", &target, "-n", "100", "--rate", "400"], LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("open loop at 400 calls/s"), "{stdout}");
+    assert!(
+        stdout.contains("note: ") && stdout.contains("twin"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_name_that_does_not_exist_says_so() {
+    let dns = Dnsmasq::start(&[("127.0.0.213", "echo.test")]);
+    let target = format!("dns://{}/nope.test:50051", dns.server());
+    let out = run_grpclb(&["bench", &target, "-n", "10"], LIMIT);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("nope.test does not exist (NXDOMAIN)"),
+        "{message}"
+    );
+    assert!(!message.contains("no ready endpoints"), "{message}");
+}
+
+#[test]
+fn a_refresh_that_fails_during_a_bench_leaves_a_notice() {
+    let pod = Backend::start("127.0.0.214", "dns-pod");
+    let dns = Dnsmasq::start(&[("127.0.0.214", "echo.test")]);
+    let target = format!("dns://{}/echo.test:{}", dns.server(), pod.address.port());
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(dns);
+    });
+    let out = run_grpclb(
+        &[
+            "bench",
+            &target,
+            "-z",
+            "8s",
+            "--dns-refresh",
+            "300ms",
+            "-c",
+            "2",
+            "-o",
+            "json",
+        ],
+        LIMIT,
+    );
+    killer.join().expect("the DNS server stopped");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    assert!(
+        report["notices"].to_string().contains("DNS refresh failed"),
+        "{report}"
+    );
 }

@@ -5,6 +5,7 @@
 
 mod follow;
 mod outcome;
+mod preflight;
 mod progress;
 mod windows;
 
@@ -45,18 +46,13 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         None => Vec::new(),
     };
     if plan.pods_known && pool.members().is_empty() {
-        let why = if problems.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", problems.join("; "))
-        };
-        return Err(Failure::CannotRun(format!(
-            "{} resolved to no ready endpoints{why}; check that the pods are running and ready \
-             (grpclb resolve {} shows what was found)",
-            plan.target, plan.target
-        )));
+        let target = plan.target.to_string();
+        return Err(preflight::nothing_to_balance(&target, resolution.as_mut(), &problems).await);
     }
     let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
+    preflight::weights_name_known_pods(plan.assertions.weights.as_ref(), &known)?;
+    let mut problems = problems;
+    problems.extend(preflight::shared_identities(&known));
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
     let judged_alone = plan.runs.len() == 1;
@@ -122,6 +118,7 @@ async fn run_clusterip(
                 target: address.to_string(),
                 call: plan.load.call.method().into(),
                 connections,
+                open_loop_rate: plan.load.rate,
                 elapsed_s,
             };
             let tallies = Tallies::new(&record, known);
@@ -180,6 +177,7 @@ async fn run_headless(
             target: plan.target.to_string(),
             call: plan.load.call.method().into(),
             connections,
+            open_loop_rate: plan.load.rate,
             elapsed_s,
         };
         let tallies = Tallies::new(&record, &expected);

@@ -98,6 +98,9 @@ pub struct Report {
     pub call: String,
     /// HTTP/2 connections held (clusterip) or endpoints in the pool at the start (headless).
     pub connections: usize,
+    /// Calls per second asked with `--rate` (open loop); absent in closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop_rate: Option<f64>,
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
@@ -120,6 +123,8 @@ pub struct RunInfo {
     pub target: String,
     pub call: String,
     pub connections: usize,
+    /// `--rate`, when the run was open loop.
+    pub open_loop_rate: Option<f64>,
     pub elapsed_s: f64,
 }
 
@@ -167,6 +172,7 @@ impl Report {
             target: info.target,
             call: info.call,
             connections: info.connections,
+            open_loop_rate: info.open_loop_rate,
             requests,
             ok: total.ok,
             errors: total.errors,
@@ -224,6 +230,7 @@ mod tests {
             target: "127.0.0.10:50051".into(),
             call: "grpc.health.v1.Health/Check".into(),
             connections: 1,
+            open_loop_rate: None,
             elapsed_s: 2.0,
         };
         let tallies = Tallies::new(&record, &[key("a"), key("b")]);

@@ -67,10 +67,13 @@ pub fn render(report: &Report, style: &Style) -> String {
         |_| vec![0, 1],
         |columns| endpoint_table(report, columns, &failing, style),
     );
-    let title = format!(
+    let mut title = format!(
         "{} · {} · {} · {}",
         report.mode, report.policy, report.target, report.call
     );
+    if let Some(rate) = report.open_loop_rate {
+        title.push_str(&format!(" · open loop at {rate} calls/s"));
+    }
     let mut lines = vec![wrap(&title, style, 2), table.to_string()];
     let totals = format!(
         "{} requests, {} ok, {} errors in {:.2}s = {:.0} req/s;",
@@ -302,6 +305,7 @@ mod tests {
             target: "kubernetes:///echo.default:grpc".into(),
             call: "grpc.health.v1.Health/Check".into(),
             connections: 3,
+            open_loop_rate: None,
             elapsed_s: 1.0,
         };
         Report::build(info, &tallies, vec![], vec![], verdict)

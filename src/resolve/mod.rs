@@ -369,6 +369,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn lease_ids_are_hex_strings_in_json() {
+        // Above 2^53: as a JSON number, jq would round it.
+        let lease = 7587899065911235335_i64;
+        let endpoint = Endpoint {
+            lease: Some(lease),
+            ..Endpoint::new("10.0.0.1:80", "/grpclb/echo/10.0.0.1:80")
+        };
+        let json = serde_json::to_value(&endpoint).unwrap();
+        assert_eq!(json["lease"], "694da1ff7f285307");
+        assert_eq!(lease_hex(lease), "694da1ff7f285307");
+        let without = serde_json::to_value(Endpoint::new("10.0.0.1:80", "x")).unwrap();
+        assert!(without.get("lease").is_none());
+    }
+
+    #[test]
     fn diff_reports_added_changed_removed() {
         let a = Endpoint::new("10.0.0.1:80", "s1");
         let b = Endpoint::new("10.0.0.2:80", "s1");
