@@ -125,8 +125,11 @@ pub struct BenchArgs {
     /// Fail when more calls failed than this: a count (0) or a percentage (1%).
     #[arg(long, value_parser = parse_error_budget)]
     pub max_errors: Option<ErrorBudget>,
-    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
-    /// expect nothing) or one weight per endpoint in target order (9,1).
+    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address, and the weight applies
+    /// to each endpoint with that name; a name no endpoint has is an error; unlisted endpoints expect
+    /// nothing) or one weight per endpoint in target order (9,1). In headless mode grpclb itself
+    /// spreads evenly, so unequal weights are for traffic shaped by something else (a mesh, a proxy,
+    /// clusterip mode).
     #[arg(long, value_parser = parse_weights)]
     pub weights: Option<Weights>,
     /// Keep measuring in windows until the checks hold for a whole window, for at most this long
