@@ -5,6 +5,7 @@ use comfy_table::{Cell, CellAlignment, Table};
 
 use super::style::{Style, fit, new_table, wrap};
 use super::{EndpointReport, Report};
+use crate::record::codes_text;
 use crate::verdict::{NOT_JUDGED, NOTHING_ASKED};
 
 /// Which columns a layout of the endpoint table shows. The richest comes
@@ -194,7 +195,11 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
         if columns.bar > 0 {
             row.push(bar(e.share, columns.bar));
         }
-        row.push(e.errors.to_string());
+        row.push(if e.errors == 0 {
+            "0".to_string()
+        } else {
+            codes_text(&e.error_codes)
+        });
         row.extend(latencies.iter().map(|(_, value)| ms(value(e))));
         let colour = (failing.contains(&e.name.as_str()) || e.errors > 0)
             .then(|| style.bad_cell())
