@@ -47,7 +47,11 @@ fn examples() -> Vec<Example> {
                 .position(|l| !l.trim().is_empty())
                 .map(|p| i + 1 + p);
             let Some(start) = fence.filter(|&f| lines[f].trim() == "```sh") else {
-                panic!("{}:{}: {MARKER} must precede a ```sh block", file.display(), i + 1);
+                panic!(
+                    "{}:{}: {MARKER} must precede a ```sh block",
+                    file.display(),
+                    i + 1
+                );
             };
             let end = lines[start + 1..]
                 .iter()
@@ -68,7 +72,11 @@ fn examples() -> Vec<Example> {
 fn missing_tools(script: &str) -> Vec<&'static str> {
     ["etcd", "etcdctl", "jq"]
         .into_iter()
-        .filter(|tool| script.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == *tool))
+        .filter(|tool| {
+            script
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w == *tool)
+        })
         .filter(|tool| {
             !Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
@@ -84,10 +92,19 @@ fn the_docs_mark_examples_to_run() {
     let examples = examples();
     let files: Vec<String> = examples
         .iter()
-        .map(|e| e.file.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|e| {
+            e.file
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     for expected in ["README.md", "etcd.md", "ci.md"] {
-        assert!(files.iter().any(|f| f == expected), "no marked example in {expected}");
+        assert!(
+            files.iter().any(|f| f == expected),
+            "no marked example in {expected}"
+        );
     }
 }
 
@@ -107,8 +124,13 @@ fn marked_shell_examples_run_as_written() {
         let place = format!("{}:{}", example.file.display(), example.line);
         let missing = missing_tools(&example.script);
         if !missing.is_empty() {
-            assert!(!in_ci, "{place}: needs {missing:?}; scripts/test.sh installs them");
-            eprintln!("skipping {place}: {missing:?} not installed (scripts/test.sh installs them)");
+            assert!(
+                !in_ci,
+                "{place}: needs {missing:?}; scripts/test.sh installs them"
+            );
+            eprintln!(
+                "skipping {place}: {missing:?} not installed (scripts/test.sh installs them)"
+            );
             continue;
         }
         let dir = tempfile::tempdir().expect("a directory to run in");

@@ -22,7 +22,7 @@ use crate::pool::{ChannelSettings, Pool};
 use crate::record::{EndpointKey, Live, Recorder, Tallies};
 use crate::report::{ChangeReport, Report, RunInfo};
 use crate::resolve::{self, Resolution};
-use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
+use crate::verdict::{Assertions, Balancing, judge};
 use follow::Follower;
 use progress::Progress;
 
@@ -226,9 +226,7 @@ fn judged_report(
     let verdict = if judged {
         judge(tallies, &plan.assertions, balancing)
     } else {
-        let mut verdict = judge(tallies, &Assertions::default(), balancing);
-        verdict.checked = NOT_JUDGED.into();
-        verdict
+        judge(tallies, &Assertions::default(), balancing).not_judged()
     };
     Report::build(info, tallies, changes, notices, verdict)
 }

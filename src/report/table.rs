@@ -6,7 +6,7 @@ use comfy_table::{Cell, CellAlignment, Table};
 use super::style::{Style, fit, new_table, wrap};
 use super::{EndpointReport, Report};
 use crate::record::codes_text;
-use crate::verdict::{NOT_JUDGED, NOTHING_ASKED};
+use crate::verdict::NOTHING_ASKED;
 
 /// Which columns a layout of the endpoint table shows. The richest comes
 /// first; narrower terminals drop the least useful columns first.
@@ -120,7 +120,7 @@ pub fn render(report: &Report, style: &Style) -> String {
             v.cv,
             v.chi2_p,
             v.max_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-            if v.even { "even" } else { "UNEVEN" }
+            spread_word(v)
         ),
         style,
         2,
@@ -128,19 +128,19 @@ pub fn render(report: &Report, style: &Style) -> String {
     if !v.bounds.is_empty() {
         lines.push(wrap(&format!("bound: {}", bound_line(v)), style, 2));
     }
-    if v.checked == NOT_JUDGED {
-        lines.push(format!("verdict: {NOT_JUDGED}"));
-    } else if v.checked != NOTHING_ASKED {
-        let status = if v.passed {
-            style.good("PASS")
+    if v.checked != NOTHING_ASKED || !v.judged {
+        let headline = v.headline();
+        let painted = if let Some(rest) = headline.strip_prefix("PASS") {
+            format!("{}{rest}", style.good("PASS"))
+        } else if let Some(rest) = headline.strip_prefix("FAIL") {
+            format!("{}{rest}", style.bad("FAIL"))
         } else {
-            style.bad("FAIL")
+            headline.clone()
         };
-        lines.push(wrap(
-            &format!("verdict: {status} ({})", v.checked),
-            style,
-            2,
-        ));
+        lines.push(wrap(&format!("verdict: {painted}"), style, 2));
+        if v.passed == Some(false) {
+            lines.push(wrap(&format!("  checked: {}", v.checked), style, 4));
+        }
         for failure in &v.failures {
             lines.push(style.bad(&wrap(&format!("  ✗ {failure}"), style, 4)));
         }
@@ -217,6 +217,16 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
         }
     }
     table
+}
+
+/// What the spread statistics say under the verdict's model: even, UNEVEN,
+/// or that the run is too small to tell.
+pub(super) fn spread_word(v: &crate::verdict::Verdict) -> String {
+    match &v.too_few_to_tell {
+        Some(unit) => format!("too few {unit} to tell"),
+        None if v.even => "even".into(),
+        None => "UNEVEN".into(),
+    }
 }
 
 /// Endpoints named by a failed check.
