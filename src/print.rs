@@ -21,13 +21,12 @@ use crate::cli::ColorArg;
 pub fn style(color: ColorArg) -> Style {
     let terminal = std::io::stdout().is_terminal();
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    let colour = match color {
-        ColorArg::Always => true,
-        ColorArg::Never => false,
-        ColorArg::Auto => {
-            terminal && env("NO_COLOR").is_none() && env("TERM").is_none_or(|t| t != "dumb")
-        }
-    };
+    let colour = colour_wanted(
+        color,
+        terminal,
+        env("NO_COLOR").is_some(),
+        env("TERM").is_some_and(|t| t == "dumb"),
+    );
     let width = if terminal {
         terminal_size::terminal_size().map(|(w, _)| w.0)
     } else {
@@ -36,6 +35,16 @@ pub fn style(color: ColorArg) -> Style {
     .or_else(|| env("COLUMNS")?.to_str()?.parse().ok())
     .filter(|w| *w >= 20);
     Style { width, colour }
+}
+
+/// Whether to colour: `--color always|never` decide; `auto` colours a
+/// terminal unless `NO_COLOR` is set or `TERM` is `dumb`.
+fn colour_wanted(color: ColorArg, terminal: bool, no_color: bool, dumb: bool) -> bool {
+    match color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => terminal && !no_color && !dumb,
+    }
 }
 
 /// Writes the reports' JSON document to `path` (`--output-file`), then
@@ -225,4 +234,28 @@ impl WatchPrinter {
 fn change_json(change: &Change) -> Result<String, Failure> {
     endpoints::change_json(change)
         .map_err(|e| Failure::CannotRun(format!("cannot encode a change: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_colours_only_a_terminal_without_no_color_or_a_dumb_term() {
+        assert!(colour_wanted(ColorArg::Auto, true, false, false));
+        assert!(
+            !colour_wanted(ColorArg::Auto, false, false, false),
+            "a pipe"
+        );
+        assert!(
+            !colour_wanted(ColorArg::Auto, true, true, false),
+            "NO_COLOR"
+        );
+        assert!(
+            !colour_wanted(ColorArg::Auto, true, false, true),
+            "TERM=dumb"
+        );
+        assert!(!colour_wanted(ColorArg::Never, true, false, false));
+        assert!(colour_wanted(ColorArg::Always, false, true, true));
+    }
 }

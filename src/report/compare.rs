@@ -57,7 +57,7 @@ pub fn conclusion(runs: &[Report]) -> String {
                 "{}: {hit} of {k} endpoints served calls, busiest took {:.0}% ({})",
                 run.mode,
                 busiest * 100.0,
-                super::table::spread_word(&run.verdict).to_lowercase()
+                super::table::spread_word(run).to_lowercase()
             )
         })
         .collect();

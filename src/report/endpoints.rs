@@ -330,6 +330,41 @@ mod tests {
     }
 
     #[test]
+    fn the_etcd_table_fits_80_100_and_160_columns_without_breaking_addresses() {
+        let endpoints: Vec<Endpoint> = (7..10)
+            .map(|i| Endpoint {
+                name: Some(format!("echo-5d9c7f8b6-abcd{i}")),
+                ttl_s: Some(9),
+                lease: Some(7587899065911235335 + i),
+                ..Endpoint::new(
+                    format!("10.244.1.{i}:50051"),
+                    format!("/grpclb/echo/10.244.1.{i}:50051"),
+                )
+            })
+            .collect();
+        for width in [80u16, 100, 160] {
+            let style = Style {
+                width: Some(width),
+                colour: false,
+            };
+            let text = endpoint_table(&endpoints, &style);
+            assert!(
+                crate::report::style::widest_line(&text) <= width as usize,
+                "{width}:\n{text}"
+            );
+            for e in &endpoints {
+                assert!(text.contains(&e.address), "{width}: {}\n{text}", e.address);
+                assert!(text.contains(e.label()), "{width}\n{text}");
+            }
+        }
+        let wide = endpoint_table(&endpoints, &Style::PLAIN);
+        assert!(
+            wide.contains("terminating") && wide.contains("694da1ff7f285"),
+            "{wide}"
+        );
+    }
+
+    #[test]
     fn json_change_has_event_endpoint_and_time() {
         let change = Change::Removed(Endpoint::new("10.0.0.1:80", "x"));
         let line = serde_json::to_string(&ChangeLine {

@@ -120,7 +120,7 @@ pub fn render(report: &Report, style: &Style) -> String {
             v.cv,
             v.chi2_p,
             v.max_ratio.map_or("∞".to_string(), |r| format!("{r:.2}")),
-            spread_word(v)
+            spread_word(report)
         ),
         style,
         2,
@@ -221,8 +221,20 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
 
 /// What the spread statistics say under the verdict's model: even, UNEVEN,
 /// or that the run is too small to tell.
-pub(super) fn spread_word(v: &crate::verdict::Verdict) -> String {
+pub(super) fn spread_word(report: &Report) -> String {
+    let v = &report.verdict;
+    let endpoints = report.endpoint_rows().count();
     match &v.too_few_to_tell {
+        // Fewer connections than pods cannot reach them all: ClusterIP's
+        // pinning, not a balancer's bad luck.
+        Some(unit) if unit == "connections" && report.connections < endpoints => format!(
+            "uneven by construction: {} for {endpoints} endpoints",
+            if report.connections == 1 {
+                "1 connection".to_string()
+            } else {
+                format!("{} connections", report.connections)
+            }
+        ),
         Some(unit) => format!("too few {unit} to tell"),
         None if v.even => "even".into(),
         None => "UNEVEN".into(),
@@ -356,6 +368,20 @@ mod tests {
             "{narrow}"
         );
         assert!(narrow.contains("p99 ms"), "{narrow}");
+    }
+
+    #[test]
+    fn one_connection_over_three_pods_is_uneven_by_construction_not_by_chance() {
+        let mut report = report();
+        report.mode = "clusterip".into();
+        report.connections = 1;
+        report.verdict.too_few_to_tell = Some("connections".into());
+        assert_eq!(
+            spread_word(&report),
+            "uneven by construction: 1 connection for 3 endpoints"
+        );
+        report.connections = 3;
+        assert_eq!(spread_word(&report), "too few connections to tell");
     }
 
     #[test]
