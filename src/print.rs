@@ -162,7 +162,7 @@ impl WatchPrinter {
                     // each of its endpoints is one `added` line.
                     for endpoint in set {
                         let line = change_json(&Change::Added(endpoint.clone()))?;
-                        self.to_file(&line)?;
+                        self.write_file_line(&line)?;
                         if json {
                             stdout(&line)?;
                         }
@@ -178,7 +178,7 @@ impl WatchPrinter {
                     })
                 };
                 if !self.watch && self.file.is_some() {
-                    self.to_file(&document()?)?;
+                    self.write_file_line(&document()?)?;
                 }
                 if json && !self.watch {
                     for notice in notices {
@@ -199,7 +199,7 @@ impl WatchPrinter {
             }
             WatchEvent::Change { change, before } => {
                 let line = change_json(change)?;
-                self.to_file(&line)?;
+                self.write_file_line(&line)?;
                 match self.output {
                     Output::Json => stdout(&line)?,
                     Output::Table => stdout(&endpoints::change_text(change, before))?,
@@ -223,7 +223,7 @@ impl WatchPrinter {
         Ok(())
     }
 
-    fn to_file(&mut self, text: &str) -> Result<(), Failure> {
+    fn write_file_line(&mut self, text: &str) -> Result<(), Failure> {
         match &mut self.file {
             Some((path, file)) => writeln!(file, "{text}").map_err(|e| cannot_write(path, e)),
             None => Ok(()),

@@ -4,7 +4,7 @@
 use comfy_table::{Cell, CellAlignment, Table};
 
 use super::style::{Style, fit, new_table, wrap};
-use super::{EndpointReport, Report};
+use super::{Latency, Report};
 use crate::record::codes_text;
 use crate::verdict::NOTHING_ASKED;
 
@@ -162,6 +162,9 @@ pub fn render(report: &Report, style: &Style) -> String {
     out
 }
 
+/// Picks one percentile out of a latency summary.
+type Percentile = fn(&Latency) -> f64;
+
 /// The endpoint table in one layout; rows the verdict names are coloured.
 fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &Style) -> Table {
     let mut header = vec!["endpoint", "address", "requests", "share"];
@@ -169,15 +172,11 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
         header.push("");
     }
     header.push("errors");
-    let latencies: Vec<(&str, fn(&EndpointReport) -> f64)> = [
-        (
-            columns.p50,
-            "p50 ms",
-            (|e: &EndpointReport| e.latency_ms.p50) as fn(&EndpointReport) -> f64,
-        ),
-        (columns.p90, "p90 ms", |e| e.latency_ms.p90),
-        (true, "p99 ms", |e| e.latency_ms.p99),
-        (columns.max, "max ms", |e| e.latency_ms.max),
+    let latencies: Vec<(&str, Percentile)> = [
+        (columns.p50, "p50 ms", (|l| l.p50) as Percentile),
+        (columns.p90, "p90 ms", |l| l.p90),
+        (true, "p99 ms", |l| l.p99),
+        (columns.max, "max ms", |l| l.max),
     ]
     .into_iter()
     .filter(|(shown, _, _)| *shown)
@@ -200,7 +199,7 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
         } else {
             codes_text(&e.error_codes)
         });
-        row.extend(latencies.iter().map(|(_, value)| ms(value(e))));
+        row.extend(latencies.iter().map(|(_, value)| ms(value(&e.latency_ms))));
         let colour = (failing.contains(&e.name.as_str()) || e.errors > 0)
             .then(|| style.bad_cell())
             .flatten();
