@@ -319,3 +319,65 @@ fn a_refresh_that_fails_during_a_bench_leaves_a_notice() {
         "{report}"
     );
 }
+
+/// A DNS server on loopback that answers A queries with `ip` and refuses
+/// every AAAA query, as some corporate resolvers do; stops after `limit`.
+/// dnsmasq cannot refuse one record type, hence this small one.
+fn refusing_aaaa_server(ip: [u8; 4], limit: Duration) -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    let port = socket.local_addr().expect("address").port();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + limit;
+        let mut buffer = [0u8; 512];
+        while std::time::Instant::now() < deadline {
+            let Ok((n, peer)) = socket.recv_from(&mut buffer) else {
+                continue;
+            };
+            let query = &buffer[..n];
+            // The question: labels up to a zero byte, then type and class.
+            let mut end = 12;
+            while end < n && query[end] != 0 {
+                end += 1 + query[end] as usize;
+            }
+            let question_end = end + 5;
+            if n < question_end {
+                continue;
+            }
+            let qtype = u16::from_be_bytes([query[end + 1], query[end + 2]]);
+            let refuse = qtype == 28;
+            let mut reply = query[..2].to_vec(); // id
+            reply.extend([0x81, if refuse { 0x85 } else { 0x80 }]); // response, RD, RA, rcode
+            reply.extend([0, 1, 0, u8::from(!refuse), 0, 0, 0, 0]);
+            reply.extend(&query[12..question_end]);
+            if !refuse {
+                // Name by pointer to the question, type A, class IN, TTL 30, 4 bytes.
+                reply.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4]);
+                reply.extend(ip);
+            }
+            let _ = socket.send_to(&reply, peer);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_that_refuses_aaaa_still_resolves_through_a() {
+    let pod = Backend::start("127.0.0.215", "a-only");
+    let dns_port = refusing_aaaa_server([127, 0, 0, 215], Duration::from_secs(60));
+    let target = format!(
+        "dns://127.0.0.1:{dns_port}/echo.test:{}",
+        pod.address.port()
+    );
+    let out = run_grpclb(&["bench", &target, "-n", "200", "-o", "json"], LIMIT);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = json(&out);
+    assert_eq!(report["endpoints"][0]["name"], "a-only", "{report}");
+    let notices = report["notices"].to_string();
+    assert!(
+        notices.contains("AAAA lookup") && notices.contains("using the A answers"),
+        "{report}"
+    );
+}
