@@ -121,7 +121,7 @@ async fn lookup(
         resolver.lookup(host, RecordType::A),
         resolver.lookup(host, RecordType::AAAA)
     );
-    let records = |result: Result<hickory_resolver::lookup::Lookup, NetError>, kind: &str| {
+    let records = |result: Result<hickory_resolver::lookup::Lookup, NetError>| {
         match result {
             Ok(lookup) => Records::Found(
                 lookup
@@ -145,7 +145,7 @@ async fn lookup(
         }
     };
     combine(
-        [(records(v4, "A"), "A"), (records(v6, "AAAA"), "AAAA")],
+        [(records(v4), "A"), (records(v6), "AAAA")],
         host,
         port,
         asking,
