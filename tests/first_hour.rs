@@ -381,3 +381,21 @@ fn a_server_that_refuses_aaaa_still_resolves_through_a() {
         "{report}"
     );
 }
+
+#[test]
+fn demo_with_one_pod_calls_it_even_and_the_contrast_run_is_not_judged() {
+    let out = run_grpclb(&["demo", "--pods", "1", "-n", "300", "-o", "json", "-q"], LIMIT);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let doc = json(&out);
+    let runs = doc["runs"].as_array().expect("runs");
+    for run in runs {
+        assert_eq!(run["verdict"]["even"], true, "{run}");
+    }
+    let clusterip = &runs[0]["verdict"];
+    assert_eq!(clusterip["judged"], false, "{clusterip}");
+    assert!(clusterip["passed"].is_null(), "{clusterip}");
+    assert_eq!(runs[1]["verdict"]["judged"], true);
+    let table = run_grpclb(&["demo", "--pods", "1", "-n", "300", "-q"], LIMIT);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(!text.contains("UNEVEN") && !text.contains("uneven"), "{text}");
+}
