@@ -187,7 +187,11 @@ impl WatchPrinter {
                     stdout(&document()?)?;
                 } else if !json {
                     let mut text = vec![
-                        endpoints::headline(&self.target, source, set),
+                        report::wrap(
+                            &endpoints::headline(&self.target, source, set),
+                            &self.style,
+                            2,
+                        ),
                         endpoints::endpoint_table(set, &self.style),
                     ];
                     text.extend(notices.iter().map(|n| format!("note: {n}")));

@@ -384,7 +384,10 @@ fn a_server_that_refuses_aaaa_still_resolves_through_a() {
 
 #[test]
 fn demo_with_one_pod_calls_it_even_and_the_contrast_run_is_not_judged() {
-    let out = run_grpclb(&["demo", "--pods", "1", "-n", "300", "-o", "json", "-q"], LIMIT);
+    let out = run_grpclb(
+        &["demo", "--pods", "1", "-n", "300", "-o", "json", "-q"],
+        LIMIT,
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let doc = json(&out);
     let runs = doc["runs"].as_array().expect("runs");
@@ -397,5 +400,8 @@ fn demo_with_one_pod_calls_it_even_and_the_contrast_run_is_not_judged() {
     assert_eq!(runs[1]["verdict"]["judged"], true);
     let table = run_grpclb(&["demo", "--pods", "1", "-n", "300", "-q"], LIMIT);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(!text.contains("UNEVEN") && !text.contains("uneven"), "{text}");
+    assert!(
+        !text.contains("UNEVEN") && !text.contains("uneven"),
+        "{text}"
+    );
 }
