@@ -45,9 +45,26 @@ async fn dispatch(command: Command, style: &Style) -> Result<u8, Failure> {
             grpclb::serve::run(args.plan()?).await?;
             Ok(0)
         }
+        Command::List(args) => discover(args.plan()?).await,
+        Command::Describe(args) => discover(args.plan()?).await,
         Command::Register(args) => {
             grpclb::register::run(args.plan()?).await?;
             Ok(0)
+        }
+        Command::Merge(args) => {
+            let plan = args.plan()?;
+            let runs = grpclb::merge::run(&plan)?;
+            let text = match plan.output {
+                Output::Json => grpclb::merge::json(&runs)
+                    .map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?,
+                Output::Table => grpclb::merge::tables(&runs, style),
+            };
+            print::stdout(&text)?;
+            let outcome = grpclb::merge::exit_code(&runs);
+            if let Some(message) = outcome.message {
+                eprintln!("grpclb: {message}");
+            }
+            Ok(outcome.code)
         }
         Command::Demo(args) => {
             let file = args.load.output_file.clone();
@@ -91,4 +108,24 @@ fn finish(
         eprintln!("grpclb: {message}");
     }
     Ok(outcome.code)
+}
+
+/// Runs `list` or `describe` and prints what the descriptors say.
+async fn discover(plan: grpclb::plan::DiscoverPlan) -> Result<u8, Failure> {
+    let symbol = plan.symbol.as_deref();
+    let catalog = grpclb::method::Catalog::discover(
+        plan.target.as_ref(),
+        &plan.resolve,
+        &plan.source,
+        symbol,
+    )
+    .await?;
+    let view = catalog.view(symbol)?;
+    let text = match plan.output {
+        Output::Json => serde_json::to_string_pretty(&view)
+            .map_err(|e| Failure::CannotRun(format!("cannot encode the result: {e}")))?,
+        Output::Table => view.text(),
+    };
+    print::stdout(&text)?;
+    Ok(0)
 }

@@ -5,10 +5,12 @@
 //! plan directly, without clap.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use crate::etcd::{EtcdOptions, ValueFormat};
 use crate::load::LoadPlan;
+use crate::method::{DescriptorSource, MethodSpec};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
 use crate::target::Target;
@@ -46,9 +48,15 @@ pub struct BenchPlan {
     pub runs: Vec<RunMode>,
     pub policy: Policy,
     pub load: LoadPlan,
+    /// A method to describe and encode when the run starts; its call then
+    /// replaces `load.call`.
+    pub method: Option<MethodSpec>,
     pub assertions: Assertions,
     /// Keep measuring until the checks hold for a window, up to this long.
     pub settle: Option<Duration>,
+    /// Wait until this wall-clock time before warming up (`--start-at`), so
+    /// that many clients measure over the same window.
+    pub start_at: Option<SystemTime>,
     pub output: Output,
     /// No live progress view.
     pub quiet: bool,
@@ -62,6 +70,18 @@ pub struct ResolvePlan {
     pub watch: bool,
     /// How long to watch; `None` until Ctrl-C.
     pub duration: Option<Duration>,
+    pub output: Output,
+    pub resolve: ResolveOptions,
+}
+
+/// A validated `list` or `describe` invocation.
+#[derive(Debug, Clone)]
+pub struct DiscoverPlan {
+    /// The server asked through reflection (`None` with file sources).
+    pub target: Option<Target>,
+    pub source: DescriptorSource,
+    /// What to describe; `None` lists every service.
+    pub symbol: Option<String>,
     pub output: Output,
     pub resolve: ResolveOptions,
 }
@@ -88,6 +108,8 @@ pub struct ServePlan {
     pub name: Option<String>,
     /// Register in etcd while serving (`--register`).
     pub register: Option<RegisterPlan>,
+    /// Faults and connection recycling (`--delay`, `--max-connection-age`, …).
+    pub settings: crate::serve::ServeSettings,
 }
 
 /// A validated registration, waiting for its address when that is only
@@ -103,4 +125,22 @@ pub struct RegisterPlan {
     pub format: ValueFormat,
     pub name: Option<String>,
     pub etcd: EtcdOptions,
+}
+
+/// Where `grpclb merge` reads reports from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportSource {
+    /// Standard input (`-`).
+    Stdin,
+    File(PathBuf),
+}
+
+/// A validated `merge` invocation.
+#[derive(Debug, Clone)]
+pub struct MergePlan {
+    /// Each holds one or more JSON documents from `grpclb bench -o json`.
+    pub sources: Vec<ReportSource>,
+    /// Judged on the merged spread, as `bench` judges one run.
+    pub assertions: Assertions,
+    pub output: Output,
 }

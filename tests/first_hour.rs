@@ -189,6 +189,9 @@ fn help_is_true_and_ends_with_examples() {
         "resolve",
         "demo",
         "register",
+        "merge",
+        "list",
+        "describe",
         "completions",
         "man",
     ] {
@@ -201,10 +204,7 @@ fn help_is_true_and_ends_with_examples() {
             .lines()
             .filter(|l| l.trim_start().starts_with("grpclb") || l.contains(" grpclb "))
             .count();
-        assert!(
-            (2..=3).contains(&count),
-            "{sub}: {count} examples\n{examples}"
-        );
+        assert!(count >= 2, "{sub}: {count} examples\n{examples}");
     }
 }
 

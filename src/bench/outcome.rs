@@ -21,10 +21,25 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             .flat_map(|e| e.error_codes.keys().map(String::as_str))
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
+        // A server that refuses with a reason runs: the request is what to
+        // check. (Unreachable and timed-out calls carry the client's words.)
+        let refused = dead.error_messages.iter().find(|(code, messages)| {
+            !matches!(
+                code.as_str(),
+                "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "CANCELLED"
+            ) && !messages.is_empty()
+        });
+        let hint = match refused {
+            Some((code, messages)) => format!(
+                "the servers answered {code}: {:?}; check the request (--data) and the method",
+                messages[0]
+            ),
+            _ => "check that the servers run and the address is right".to_string(),
+        };
         return Outcome {
             code: 3,
             message: Some(format!(
-                "no call succeeded in {} mode against {} ({}); check that the servers run and the address is right",
+                "no call succeeded in {} mode against {} ({}); {hint}",
                 dead.mode,
                 dead.target,
                 codes.join(", ")

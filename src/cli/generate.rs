@@ -23,12 +23,15 @@ pub struct ManArgs {
 }
 
 /// Each subcommand and the name of its page, as git names its pages.
-const PAGES: [(&str, &str); 7] = [
+const PAGES: [(&str, &str); 10] = [
     ("bench", "grpclb-bench"),
     ("serve", "grpclb-serve"),
     ("resolve", "grpclb-resolve"),
     ("demo", "grpclb-demo"),
     ("register", "grpclb-register"),
+    ("merge", "grpclb-merge"),
+    ("list", "grpclb-list"),
+    ("describe", "grpclb-describe"),
     ("completions", "grpclb-completions"),
     ("man", "grpclb-man"),
 ];

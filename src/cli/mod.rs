@@ -3,23 +3,29 @@
 //! that step are the exit-code-2 errors. Nothing past this module sees a
 //! raw flag.
 
+mod assert;
 mod bench;
 mod choices;
 mod demo;
 mod discovery;
 mod etcd;
 mod generate;
+mod merge;
+mod method;
 mod register;
 mod resolve;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use assert::AssertArgs;
 pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
 pub use generate::{CompletionsArgs, ManArgs};
+pub use merge::MergeArgs;
+pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
@@ -57,7 +63,6 @@ pub enum ColorArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fire load at a target and show how calls spread over its endpoints.
-    #[command(after_help = BENCH_EXAMPLES)]
     Bench(Box<BenchArgs>),
     /// Run the backend to deploy: echo, health and reflection, naming itself in every reply.
     #[command(after_help = SERVE_EXAMPLES)]
@@ -71,6 +76,13 @@ pub enum Command {
     /// Register an address in etcd under a lease and keep it alive until stopped.
     #[command(after_help = REGISTER_EXAMPLES)]
     Register(RegisterArgs),
+    /// Merge the JSON reports of many clients (`bench -o json`) and judge the whole spread.
+    #[command(after_help = MERGE_EXAMPLES)]
+    Merge(MergeArgs),
+    /// List the services and methods a server offers (server reflection) or .proto files describe.
+    List(ListArgs),
+    /// Show a service, method or message and the shape of its messages.
+    Describe(DescribeArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -79,11 +91,10 @@ pub enum Command {
     Man(ManArgs),
 }
 
-const BENCH_EXAMPLES: &str = "\
+const MERGE_EXAMPLES: &str = "\
 Examples:
-  grpclb bench ipv4:10.1.0.7:50051,10.1.0.8:50051 -n 10000 -c 16
-  grpclb bench echo.default:50051 --mode both --assert-even
-  grpclb bench etcd://127.0.0.1:2379/grpclb/echo --assert-even -o json -O spread.json";
+  grpclb merge client-a.json client-b.json --assert-even
+  cat reports/*.json | grpclb merge - -o json > merged.json";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:

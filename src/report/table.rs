@@ -97,6 +97,11 @@ pub fn render(report: &Report, style: &Style) -> String {
         lines.push(wrap(&totals, style, 2));
         lines.push(wrap(&latency, style, 2));
     }
+    for (code, messages) in &report.error_messages {
+        for message in messages {
+            lines.push(wrap(&format!("  {code}: {message}"), style, 4));
+        }
+    }
     for change in &report.changes {
         lines.push(wrap(
             &format!(

@@ -1,9 +1,13 @@
 //! `grpclb serve`: the backend to deploy. It names itself in every reply
 //! (`hostname` response header), serves `grpclb.v1.Echo`, health and
 //! reflection, and drains gracefully on SIGTERM / Ctrl-C; [`run`] is the
-//! `grpclb serve` flow (bind, register, serve, deregister, drain).
+//! `grpclb serve` flow (bind, register, serve, deregister, drain). It can
+//! play a slow, flaky or failing pod ([`Faults`]) and recycle its
+//! connections ([`ConnectionAge`]).
 
+mod connections;
 mod echo;
+mod faults;
 mod identity;
 mod run;
 
@@ -12,12 +16,14 @@ use std::net::SocketAddr;
 
 use http::HeaderValue;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
 use tower::util::MapResponseLayer;
 
+pub use connections::ConnectionAge;
 pub use echo::EchoService;
+pub use faults::{FaultLayer, Faults, code_name, parse_failure_code};
 pub use identity::Identity;
 pub use run::run;
 
@@ -26,6 +32,19 @@ use crate::proto::echo_server::EchoServer;
 /// The response header every reply carries: the gRPC interop servers'
 /// convention, read by `grpclb bench` by default.
 pub const IDENTITY_HEADER: &str = "hostname";
+
+/// How long a GOAWAY takes to take effect (the client's acknowledgement is
+/// one round trip away) before health reports NOT_SERVING on a drain.
+const GOAWAY_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How a server behaves beyond answering: injected faults and connection
+/// recycling. The default is a well-behaved server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeSettings {
+    pub faults: Faults,
+    /// `--max-connection-age`: `None` keeps connections for as long as clients do.
+    pub connection_age: Option<ConnectionAge>,
+}
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +58,6 @@ pub enum ServeError {
     },
     #[error("the identity {0:?} cannot be sent as a header value; use --name with printable ASCII")]
     BadIdentity(String),
-    #[error("the gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// Binds the listening socket (port 0 picks a free port).
@@ -55,6 +72,16 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
 pub async fn serve(
     listener: TcpListener,
     identity: Identity,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_with(listener, identity, ServeSettings::default(), shutdown).await
+}
+
+/// [`serve`], with faults and connection recycling.
+pub async fn serve_with(
+    listener: TcpListener,
+    identity: Identity,
+    settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let header = HeaderValue::from_str(&identity.name)
@@ -79,9 +106,12 @@ pub async fn serve(
                 .insert(IDENTITY_HEADER, header.clone());
             response
         });
+    // NOT_SERVING once every connection had GOAWAY: health watchers learn
+    // of the drain, while calls that still arrived before the GOAWAY took
+    // effect are answered SERVING (they are served).
     let drain_reporter = reporter.clone();
-    let shutdown = async move {
-        shutdown.await;
+    let draining = async move {
+        tokio::time::sleep(GOAWAY_SETTLE).await;
         drain_reporter
             .set_service_status("", ServingStatus::NotServing)
             .await;
@@ -89,16 +119,22 @@ pub async fn serve(
             .set_not_serving::<EchoServer<EchoService>>()
             .await;
     };
-    Server::builder()
-        .layer(name_every_reply)
-        .add_service(health)
+    let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(EchoServer::new(EchoService::new(identity)))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+        .prepare();
+    let service = ServiceBuilder::new()
+        .layer(name_every_reply)
+        .layer(FaultLayer::new(settings.faults))
+        .service(routes);
+    connections::serve_connections(
+        listener,
+        service,
+        settings.connection_age,
+        shutdown,
+        draining,
+    )
+    .await;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Identity, bind, serve};
+use super::{Identity, bind, serve_with};
 use crate::Failure;
 use crate::etcd::Metadata;
 use crate::plan::{RegisterPlan, ServePlan};
@@ -26,13 +26,31 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
     eprintln!("grpclb serve: listening on {bound} as {}", identity.name);
+    let faults = plan.settings.faults.describe();
+    if !faults.is_empty() {
+        eprintln!("grpclb serve: injecting faults: {faults}");
+    }
+    if let Some(age) = plan.settings.connection_age {
+        let then = age.grace.map_or("their calls finish".to_string(), |g| {
+            format!("{g:?} of grace")
+        });
+        eprintln!(
+            "grpclb serve: connections get GOAWAY after {:?} ±10%, then {then}",
+            age.age
+        );
+    }
     let registration = match &plan.register {
         Some(register) => Some(register_self(register, bound, &identity).await?),
         None => None,
     };
-    serve(listener, identity, deregister_then(registration, shutdown))
-        .await
-        .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    serve_with(
+        listener,
+        identity,
+        plan.settings,
+        deregister_then(registration, shutdown),
+    )
+    .await
+    .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
     Ok(())
 }
