@@ -322,14 +322,11 @@ mod tests {
             all_endpoints_hit: true,
             ..Assertions::default()
         };
-        let verdict = judge(
-            &tallies,
-            &assertions,
-            Balancing::PerCall {
-                policy: crate::pick::Policy::RoundRobin,
-                concurrency: 8,
-            },
-        );
+        let balancing = Balancing::PerCall {
+            policy: crate::pick::Policy::RoundRobin,
+            concurrency: 8,
+        };
+        let verdict = judge(&tallies, &assertions, balancing);
         let info = RunInfo {
             mode: "headless".into(),
             policy: "round_robin".into(),
@@ -338,6 +335,9 @@ mod tests {
             connections: 3,
             open_loop_rate: None,
             elapsed_s: 1.0,
+            started_at: std::time::SystemTime::UNIX_EPOCH,
+            balancing,
+            measured_by: None,
         };
         Report::build(info, &tallies, vec![], vec![], verdict)
     }
