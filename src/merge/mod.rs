@@ -23,7 +23,7 @@ use crate::Failure;
 use crate::bench::Outcome;
 use crate::plan::MergePlan;
 use crate::report::{self, Report};
-use crate::verdict::{Assertions, NOT_JUDGED, judge};
+use crate::verdict::{Assertions, judge};
 
 /// Why reports could not be merged. Every one is bad input (exit 2) and
 /// names the source and the problem.
@@ -110,13 +110,12 @@ pub fn merge(
         let verdict = if judged_alone || *mode == "headless" {
             judge(&combined.tallies, assertions, combined.info.balancing)
         } else {
-            let mut verdict = judge(
+            judge(
                 &combined.tallies,
                 &Assertions::default(),
                 combined.info.balancing,
-            );
-            verdict.checked = NOT_JUDGED.into();
-            verdict
+            )
+            .not_judged()
         };
         let report = Report::build(
             combined.info,
