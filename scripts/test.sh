@@ -37,6 +37,7 @@ declare -A PROVIDER=(
   [ip]=iproute2
   [h2load]=nghttp2-client
   [openssl]=openssl
+  [jq]=jq
 )
 missing=()
 for tool in "${!PROVIDER[@]}"; do

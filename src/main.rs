@@ -11,12 +11,13 @@ use clap::Parser;
 use cli::{Cli, Command};
 use grpclb::Failure;
 use grpclb::plan::Output;
-use grpclb::report::Report;
+use grpclb::report::{Report, Style};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match dispatch(cli.command).await {
+    let style = print::style(cli.color);
+    match dispatch(cli.command, &style).await {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("grpclb: {failure}");
@@ -25,16 +26,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<u8, Failure> {
+async fn dispatch(command: Command, style: &Style) -> Result<u8, Failure> {
     match command {
         Command::Bench(args) => {
+            let file = args.load.output_file.clone();
             let plan = args.plan()?;
             let reports = grpclb::bench::run(&plan).await?;
-            finish(&reports, plan.output)
+            finish(&reports, plan.output, style, file.as_deref())
         }
         Command::Resolve(args) => {
+            let file = args.output_file.clone();
             let plan = args.plan()?;
-            let mut printer = print::WatchPrinter::new(&plan);
+            let mut printer = print::WatchPrinter::new(&plan, *style, file)?;
             grpclb::watch::run(&plan, &mut |event| printer.print(event)).await?;
             Ok(0)
         }
@@ -54,7 +57,7 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             let text = match plan.output {
                 Output::Json => grpclb::merge::json(&runs)
                     .map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?,
-                Output::Table => grpclb::merge::tables(&runs),
+                Output::Table => grpclb::merge::tables(&runs, style),
             };
             print::stdout(&text)?;
             let outcome = grpclb::merge::exit_code(&runs);
@@ -64,27 +67,42 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             Ok(outcome.code)
         }
         Command::Demo(args) => {
+            let file = args.load.output_file.clone();
             let plan = args.plan()?;
             let table = plan.output == Output::Table;
             let announce = |header: String| {
                 if table {
-                    print::stdout(&header)?;
+                    print::stdout(&grpclb::report::wrap(&header, style, 2))?;
                 }
                 Ok(())
             };
             let reports = grpclb::demo::run(&plan, announce).await?;
-            let code = finish(&reports, plan.output)?;
+            let code = finish(&reports, plan.output, style, file.as_deref())?;
             if table {
                 print::stdout(&format!("\n{}", grpclb::demo::explanation(&reports)))?;
             }
             Ok(code)
         }
+        Command::Completions(args) => {
+            print::raw(&args.script())?;
+            Ok(0)
+        }
+        Command::Man(args) => {
+            print::raw(&args.page()?)?;
+            Ok(0)
+        }
     }
 }
 
-/// Prints the reports and turns them into an exit code.
-fn finish(reports: &[Report], output: Output) -> Result<u8, Failure> {
-    print::reports(reports, output)?;
+/// Prints the reports (and writes `--output-file`) and turns them into an
+/// exit code.
+fn finish(
+    reports: &[Report],
+    output: Output,
+    style: &Style,
+    file: Option<&std::path::Path>,
+) -> Result<u8, Failure> {
+    print::reports(reports, output, style, file)?;
     let outcome = grpclb::bench::exit_code(reports);
     if let Some(message) = outcome.message {
         eprintln!("grpclb: {message}");

@@ -739,7 +739,8 @@ async fn resolve_command_prints_json_and_watches_changes() {
     assert_eq!(lines[2]["endpoint"]["terminating"], true);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("1 added, 1 removed, 1 changed"),
+        // The first set's two `added` lines count too: the summary agrees with the lines.
+        stderr.contains("3 added (2 in the first set), 1 removed, 1 changed"),
         "summary: {stderr}"
     );
 }

@@ -6,6 +6,7 @@
 mod call;
 mod follow;
 mod outcome;
+mod preflight;
 mod progress;
 mod windows;
 
@@ -26,7 +27,7 @@ use crate::pool::{BackoffSettings, Engine, Pool};
 use crate::record::{EndpointKey, Live, Tallies};
 use crate::report::{ChangeReport, ClientIdentity, Report, RunInfo, load_and_client};
 use crate::resolve::{self, Resolution};
-use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
+use crate::verdict::{Assertions, Balancing, judge};
 use follow::Follower;
 use progress::Progress;
 
@@ -58,16 +59,8 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         None => Vec::new(),
     };
     if plan.pods_known && pool.members().is_empty() {
-        let why = if problems.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", problems.join("; "))
-        };
-        return Err(Failure::CannotRun(format!(
-            "{} resolved to no ready endpoints{why}; check that the pods are running and ready \
-             (grpclb resolve {} shows what was found)",
-            plan.target, plan.target
-        )));
+        let target = plan.target.to_string();
+        return Err(preflight::nothing_to_balance(&target, resolution.as_mut(), &problems).await);
     }
     pool.settled(tokio::time::Instant::now() + CONNECT_WAIT)
         .await;
@@ -76,6 +69,9 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     let plan = prepared.as_ref().unwrap_or(plan);
     let call = plan.load.prepare().map_err(Failure::Usage)?;
     let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
+    preflight::weights_name_known_pods(plan.assertions.weights.as_ref(), &known)?;
+    let mut problems = problems;
+    problems.extend(preflight::shared_identities(&known));
     if let Some(samples) = samples.as_deref()
         && !pool.members().is_empty()
     {
@@ -187,6 +183,7 @@ async fn run_clusterip(
                 target: address.to_string(),
                 call: plan.load.call.method().into(),
                 connections,
+                open_loop_rate: plan.load.rate,
                 elapsed_s: result.elapsed.as_secs_f64(),
                 started_at: result.started_at,
                 balancing,
@@ -251,6 +248,7 @@ async fn run_headless(
             target: plan.target.to_string(),
             call: plan.load.call.method().into(),
             connections,
+            open_loop_rate: plan.load.rate,
             elapsed_s: result.elapsed.as_secs_f64(),
             started_at: result.started_at,
             balancing,
@@ -324,9 +322,7 @@ fn judged_report(
     let verdict = if judged {
         judge(tallies, &plan.assertions, balancing)
     } else {
-        let mut verdict = judge(tallies, &Assertions::default(), balancing);
-        verdict.checked = NOT_JUDGED.into();
-        verdict
+        judge(tallies, &Assertions::default(), balancing).not_judged()
     };
     Report::build(info, tallies, changes, notices, verdict)
 }

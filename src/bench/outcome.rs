@@ -46,7 +46,7 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             )),
         };
     }
-    let code = if reports.iter().any(|r| !r.verdict.passed) {
+    let code = if reports.iter().any(|r| !r.verdict.holds()) {
         1
     } else {
         0

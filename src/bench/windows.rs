@@ -29,7 +29,7 @@ pub(super) async fn until_settled(
         let Some(deadline) = plan.settle.filter(|_| judged) else {
             return report;
         };
-        let held = report.verdict.passed;
+        let held = report.verdict.passed == Some(true);
         // More windows of the same size cannot fix too few calls.
         let hopeless = report.verdict.too_few.is_some();
         if held || hopeless || started.elapsed() >= deadline {

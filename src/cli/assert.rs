@@ -37,8 +37,11 @@ pub struct AssertArgs {
     /// is more (what a pod that dies mid-run loses).
     #[arg(long, value_parser = parse_error_budget, value_name = "BUDGET")]
     pub max_endpoint_errors: Option<ErrorBudget>,
-    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
-    /// expect nothing) or one weight per endpoint in target order (9,1).
+    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address, and the weight applies
+    /// to each endpoint with that name; a name no endpoint has is an error; unlisted endpoints expect
+    /// nothing) or one weight per endpoint in target order (9,1). In headless mode grpclb itself
+    /// spreads evenly, so unequal weights are for traffic shaped by something else (a mesh, a proxy,
+    /// clusterip mode).
     #[arg(long, value_parser = parse_weights)]
     pub weights: Option<Weights>,
 }

@@ -1,9 +1,11 @@
 //! `grpclb bench` flags and their conversion into a [`BenchPlan`].
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
 
+use super::choices::Choices;
 use super::{
     AssertArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call, parse_duration,
 };
@@ -34,8 +36,8 @@ pub type CallChoice = grpclb::method::CallName;
 /// Load shape, shared by `bench` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Per-call policy in headless mode.
-    #[arg(long = "lb", default_value = "round_robin", value_parser = parse_policy)]
+    /// Per-call policy in headless mode (least_request: the less loaded of two random endpoints).
+    #[arg(long = "lb", default_value = "round_robin", value_parser = Choices::<Policy>::new(POLICIES))]
     pub policy: Policy,
     /// Concurrent workers (calls in flight at most).
     #[arg(long, short = 'c', default_value_t = 8)]
@@ -71,17 +73,19 @@ pub struct LoadArgs {
     /// Response header that names the answering server.
     #[arg(long, default_value = IDENTITY_HEADER)]
     pub identity_header: String,
-    /// Print tables or one JSON document.
+    /// Print tables or one JSON document (json: stdout holds nothing else).
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputArg,
+    /// Also write the JSON document to this file (whatever --output prints).
+    #[arg(long, short = 'O', value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
     /// No live progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 
-fn parse_policy(s: &str) -> Result<Policy, String> {
-    s.parse()
-}
+/// The names `--lb` accepts (`p2c` is also taken, for least_request).
+const POLICIES: &[&str] = &["round_robin", "pick_first", "random", "least_request"];
 
 #[derive(Debug, Args)]
 #[command(after_help = super::method::BENCH_EXAMPLES)]

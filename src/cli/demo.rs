@@ -7,6 +7,7 @@ use grpclb::Failure;
 use grpclb::plan::{DemoPlan, MAX_DEMO_PODS};
 
 #[derive(Debug, Args)]
+#[command(mut_arg("requests", |a| a.help("Total recorded calls per mode [default: 5000 unless --duration]")))]
 pub struct DemoArgs {
     /// How many local backends ("pods") to start, on 127.0.0.11, .12, …
     #[arg(long, default_value_t = 3)]

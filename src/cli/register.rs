@@ -3,6 +3,7 @@
 
 use clap::Args;
 
+use super::choices::Choices;
 use super::etcd::EtcdArgs;
 use grpclb::Failure;
 use grpclb::etcd::ValueFormat;
@@ -22,7 +23,7 @@ pub struct RegisterArgs {
     #[arg(long, default_value_t = DEFAULT_TTL_S)]
     pub ttl: i64,
     /// How the value is written: the bare address, or etcd's endpoint JSON.
-    #[arg(long, default_value = "plain", value_parser = parse_value_format)]
+    #[arg(long, default_value = "plain", value_parser = Choices::<ValueFormat>::new(VALUE_FORMATS))]
     pub value_format: ValueFormat,
     /// Name written into the JSON value's Metadata (shown by `grpclb resolve`).
     #[arg(long)]
@@ -45,15 +46,14 @@ pub struct ServeRegisterArgs {
     #[arg(long, requires = "register")]
     pub advertise: Option<String>,
     /// How the value is written: the bare address, or etcd's endpoint JSON (with name, node, zone).
-    #[arg(long, default_value = "plain", value_parser = parse_value_format, requires = "register")]
+    #[arg(long, default_value = "plain", value_parser = Choices::<ValueFormat>::new(VALUE_FORMATS), requires = "register")]
     pub value_format: ValueFormat,
     #[command(flatten)]
     pub etcd: EtcdArgs,
 }
 
-fn parse_value_format(s: &str) -> Result<ValueFormat, String> {
-    s.parse()
-}
+/// The names `--value-format` accepts.
+const VALUE_FORMATS: &[&str] = &["plain", "json"];
 
 impl RegisterArgs {
     /// Validates the flags; errors are usage errors (exit 2).

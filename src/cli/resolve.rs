@@ -1,5 +1,6 @@
 //! `grpclb resolve` flags and their conversion into a [`ResolvePlan`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -11,6 +12,9 @@ use grpclb::resolve::ResolveOptions;
 use grpclb::target::Target;
 
 #[derive(Debug, Args)]
+// Discovery flags that only shape a bench run have no effect here.
+#[command(mut_arg("include_terminating", |a| a.hide(true)))]
+#[command(mut_arg("cluster_domain", |a| a.hide(true)))]
 pub struct ResolveArgs {
     /// What to resolve: svc.ns[:port], kubernetes:///…, dns:///host:port, etcd://…/prefix,
     /// ipv4:a:port,b:port, static:///…
@@ -24,6 +28,9 @@ pub struct ResolveArgs {
     /// Print a table or JSON (with --watch: one JSON object per line per change).
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputArg,
+    /// Also write the JSON form to this file (with --watch: one line per change).
+    #[arg(long, short = 'O', value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
     #[command(flatten)]

@@ -81,6 +81,8 @@ pub fn combine(runs: &[(&str, &ClientRun)]) -> Result<Combined, MergeError> {
         target: first.target.clone(),
         call: first.call.clone(),
         connections: connections(runs),
+        // Each client paced itself; the merge has no one rate of its own.
+        open_loop_rate: None,
         elapsed_s,
         started_at: start,
         balancing: balancing(runs)?,

@@ -23,7 +23,7 @@ use crate::Failure;
 use crate::bench::Outcome;
 use crate::plan::MergePlan;
 use crate::report::{self, Report};
-use crate::verdict::{Assertions, NOT_JUDGED, judge};
+use crate::verdict::{Assertions, judge};
 
 /// Why reports could not be merged. Every one is bad input (exit 2) and
 /// names the source and the problem.
@@ -110,13 +110,12 @@ pub fn merge(
         let verdict = if judged_alone || *mode == "headless" {
             judge(&combined.tallies, assertions, combined.info.balancing)
         } else {
-            let mut verdict = judge(
+            judge(
                 &combined.tallies,
                 &Assertions::default(),
                 combined.info.balancing,
-            );
-            verdict.checked = NOT_JUDGED.into();
-            verdict
+            )
+            .not_judged()
         };
         let report = Report::build(
             combined.info,
@@ -171,7 +170,7 @@ pub fn json(runs: &[MergedRun]) -> Result<String, serde_json::Error> {
 
 /// The merged runs as tables, each followed by its per-client breakdown;
 /// several runs add the side-by-side comparison.
-pub fn tables(runs: &[MergedRun]) -> String {
+pub fn tables(runs: &[MergedRun], style: &report::Style) -> String {
     let mut text: Vec<String> = runs
         .iter()
         .map(|run| {
@@ -180,14 +179,14 @@ pub fn tables(runs: &[MergedRun]) -> String {
                 "merged from {} client{}: {}{}",
                 run.clients.len(),
                 if run.clients.len() == 1 { "" } else { "s" },
-                report::render(&run.report),
+                report::render(&run.report, style),
                 clients::table(&run.clients, run.report.verdict.even, endpoints)
             )
         })
         .collect();
     let reports = reports(runs);
     if reports.len() > 1 {
-        text.push(report::comparison_table(&reports));
+        text.push(report::comparison_table(&reports, style));
         text.push(report::conclusion(&reports));
     }
     text.join("\n")

@@ -1,13 +1,14 @@
 //! Both modes side by side: one row per pod, each mode's share of calls,
 //! and a one-line conclusion.
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::CellAlignment;
 
 use super::Report;
+use super::style::{Style, fit, new_table};
 
-/// A table with one row per endpoint and one column per run.
-pub fn comparison_table(runs: &[Report]) -> String {
+/// A table with one row per endpoint and one column per run, fitted to the
+/// style's width (the endpoint names are never broken).
+pub fn comparison_table(runs: &[Report], style: &Style) -> String {
     let mut names: Vec<&str> = Vec::new();
     for run in runs {
         for e in run.endpoint_rows() {
@@ -16,28 +17,29 @@ pub fn comparison_table(runs: &[Report]) -> String {
             }
         }
     }
-    let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED);
-    let mut header = vec!["endpoint".to_string()];
-    header.extend(runs.iter().map(|r| format!("{} share", r.mode)));
-    table.set_header(header);
-    for name in names {
-        let mut row = vec![name.to_string()];
-        for run in runs {
-            let share = run
-                .endpoint_rows()
-                .find(|e| e.name == name)
-                .map_or(0.0, |e| e.share);
-            row.push(format!("{:.1}%", share * 100.0));
+    let build = |_: ()| {
+        let mut header = vec!["endpoint".to_string()];
+        header.extend(runs.iter().map(|r| format!("{} share", r.mode)));
+        let mut table = new_table(header);
+        for name in &names {
+            let mut row = vec![name.to_string()];
+            for run in runs {
+                let share = run
+                    .endpoint_rows()
+                    .find(|e| e.name == *name)
+                    .map_or(0.0, |e| e.share);
+                row.push(format!("{:.1}%", share * 100.0));
+            }
+            table.add_row(row);
         }
-        table.add_row(row);
-    }
-    for column in 1..=runs.len() {
-        if let Some(c) = table.column_mut(column) {
-            c.set_cell_alignment(CellAlignment::Right);
+        for column in 1..=runs.len() {
+            if let Some(c) = table.column_mut(column) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
         }
-    }
-    table.to_string()
+        table
+    };
+    fit(&[()], style, |_| vec![0], build).to_string()
 }
 
 /// One sentence comparing the runs: how concentrated each one was.
@@ -55,7 +57,7 @@ pub fn conclusion(runs: &[Report]) -> String {
                 "{}: {hit} of {k} endpoints served calls, busiest took {:.0}% ({})",
                 run.mode,
                 busiest * 100.0,
-                if run.verdict.even { "even" } else { "uneven" }
+                super::table::spread_word(run).to_lowercase()
             )
         })
         .collect();

@@ -3,11 +3,11 @@
 
 use std::time::SystemTime;
 
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::Table;
 use serde::Serialize;
 
-use crate::resolve::{Change, Endpoint};
+use super::style::{Style, fit, new_table};
+use crate::resolve::{Change, Endpoint, lease_hex};
 use crate::watch::WatchSummary;
 
 /// The `grpclb resolve -o json` document: the design's keys, in its order.
@@ -38,10 +38,16 @@ pub fn notice_text(notice: &str) -> String {
     format!("{}  notice   {notice}", now())
 }
 
-/// The closing line of `--watch`.
-pub fn watch_summary(s: &WatchSummary) -> String {
+/// The closing line of `--watch`; `first` of the added were the first set
+/// (printed as `added` lines in JSON).
+pub fn watch_summary(s: &WatchSummary, first: usize) -> String {
+    let first = if first > 0 {
+        format!(" ({first} in the first set)")
+    } else {
+        String::new()
+    };
     format!(
-        "watched {:.1}s ({}): {} added, {} removed, {} changed; now {}, {} ready",
+        "watched {:.1}s ({}): {} added{first}, {} removed, {} changed; now {}, {} ready",
         s.watched_s,
         s.ended,
         s.added,
@@ -111,8 +117,8 @@ fn differences(before: &Endpoint, after: &Endpoint) -> String {
     if before.lease != after.lease {
         out.push(format!(
             "lease: {} → {}",
-            before.lease.map_or("-".into(), |l| l.to_string()),
-            after.lease.map_or("-".into(), |l| l.to_string())
+            before.lease.map_or("-".into(), lease_hex),
+            after.lease.map_or("-".into(), lease_hex)
         ));
     }
     out.join(", ")
@@ -131,54 +137,121 @@ pub fn headline(target: &str, source: &str, endpoints: &[Endpoint]) -> String {
     line
 }
 
+/// Which columns a layout of the endpoint table shows (richest first).
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    /// ready / serving / terminating as three columns, else one `state`.
+    conditions_apart: bool,
+    node_zone: bool,
+    ttl: bool,
+    source: bool,
+    lease: bool,
+}
+
+const LAYOUTS: [Columns; 6] = [
+    Columns {
+        conditions_apart: true,
+        node_zone: true,
+        ttl: true,
+        source: true,
+        lease: true,
+    },
+    Columns {
+        conditions_apart: false,
+        node_zone: true,
+        ttl: true,
+        source: true,
+        lease: true,
+    },
+    Columns {
+        conditions_apart: false,
+        node_zone: false,
+        ttl: true,
+        source: true,
+        lease: true,
+    },
+    Columns {
+        conditions_apart: false,
+        node_zone: false,
+        ttl: false,
+        source: true,
+        lease: true,
+    },
+    Columns {
+        conditions_apart: false,
+        node_zone: false,
+        ttl: false,
+        source: false,
+        lease: true,
+    },
+    Columns {
+        conditions_apart: false,
+        node_zone: false,
+        ttl: false,
+        source: false,
+        lease: false,
+    },
+];
+
 /// The endpoint table: address, pod, node, zone, conditions, source, and
-/// TTL / lease when the source knows them.
-pub fn endpoint_table(endpoints: &[Endpoint]) -> String {
-    let with_ttl = endpoints.iter().any(|e| e.ttl_s.is_some());
-    let with_lease = endpoints.iter().any(|e| e.lease.is_some());
-    let mut header = vec![
-        "address",
-        "pod",
-        "node",
-        "zone",
-        "ready",
-        "serving",
-        "terminating",
-        "source",
-    ];
+/// TTL / lease when the source knows them; narrower terminals merge the
+/// conditions into one column, then drop node and zone, TTL, source, lease.
+pub fn endpoint_table(endpoints: &[Endpoint], style: &Style) -> String {
+    fit(
+        &LAYOUTS,
+        style,
+        |_| vec![0, 1],
+        |columns| table_in(endpoints, columns),
+    )
+    .to_string()
+}
+
+fn table_in(endpoints: &[Endpoint], columns: Columns) -> Table {
+    let with_ttl = columns.ttl && endpoints.iter().any(|e| e.ttl_s.is_some());
+    let with_lease = columns.lease && endpoints.iter().any(|e| e.lease.is_some());
+    let mut header = vec!["address", "pod"];
+    if columns.node_zone {
+        header.extend(["node", "zone"]);
+    }
+    if columns.conditions_apart {
+        header.extend(["ready", "serving", "terminating"]);
+    } else {
+        header.push("state");
+    }
+    if columns.source {
+        header.push("source");
+    }
     if with_ttl {
         header.push("ttl");
     }
     if with_lease {
         header.push("lease");
     }
-    let mut table = Table::new();
-    table
-        .load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
+    let mut table = new_table(header.iter().map(|h| h.to_string()).collect());
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let text = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
     for e in endpoints {
-        let mut row = vec![
-            e.address.clone(),
-            text(&e.name),
-            text(&e.node),
-            text(&e.zone),
-            yes_no(e.ready),
-            yes_no(e.serving),
-            yes_no(e.terminating),
-            e.origin.clone(),
-        ];
+        let mut row = vec![e.address.clone(), text(&e.name)];
+        if columns.node_zone {
+            row.extend([text(&e.node), text(&e.zone)]);
+        }
+        if columns.conditions_apart {
+            row.extend([yes_no(e.ready), yes_no(e.serving), yes_no(e.terminating)]);
+        } else {
+            row.push(conditions(e));
+        }
+        if columns.source {
+            row.push(e.origin.clone());
+        }
         if with_ttl {
             row.push(e.ttl_s.map_or("-".into(), |t| format!("{t}s")));
         }
         if with_lease {
-            row.push(e.lease.map_or("-".into(), |l| l.to_string()));
+            row.push(e.lease.map_or("-".into(), lease_hex));
         }
         table.add_row(row);
     }
-    table.to_string()
+    table
 }
 
 /// `resolve --output json`: the design's document, keys in its order.
@@ -244,13 +317,51 @@ mod tests {
 
     #[test]
     fn table_shows_ttl_only_when_known() {
-        let plain = endpoint_table(&[Endpoint::new("10.0.0.1:80", "static")]);
+        let plain = endpoint_table(&[Endpoint::new("10.0.0.1:80", "static")], &Style::PLAIN);
         assert!(!plain.contains("ttl"));
-        let dns = endpoint_table(&[Endpoint {
-            ttl_s: Some(30),
-            ..Endpoint::new("10.0.0.1:80", "A echo.test")
-        }]);
+        let dns = endpoint_table(
+            &[Endpoint {
+                ttl_s: Some(30),
+                ..Endpoint::new("10.0.0.1:80", "A echo.test")
+            }],
+            &Style::PLAIN,
+        );
         assert!(dns.contains("ttl") && dns.contains("30s"), "{dns}");
+    }
+
+    #[test]
+    fn the_etcd_table_fits_80_100_and_160_columns_without_breaking_addresses() {
+        let endpoints: Vec<Endpoint> = (7..10)
+            .map(|i| Endpoint {
+                name: Some(format!("echo-5d9c7f8b6-abcd{i}")),
+                ttl_s: Some(9),
+                lease: Some(7587899065911235335 + i),
+                ..Endpoint::new(
+                    format!("10.244.1.{i}:50051"),
+                    format!("/grpclb/echo/10.244.1.{i}:50051"),
+                )
+            })
+            .collect();
+        for width in [80u16, 100, 160] {
+            let style = Style {
+                width: Some(width),
+                colour: false,
+            };
+            let text = endpoint_table(&endpoints, &style);
+            assert!(
+                crate::report::style::widest_line(&text) <= width as usize,
+                "{width}:\n{text}"
+            );
+            for e in &endpoints {
+                assert!(text.contains(&e.address), "{width}: {}\n{text}", e.address);
+                assert!(text.contains(e.label()), "{width}\n{text}");
+            }
+        }
+        let wide = endpoint_table(&endpoints, &Style::PLAIN);
+        assert!(
+            wide.contains("terminating") && wide.contains("694da1ff7f285"),
+            "{wide}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod compare;
 pub mod endpoints;
 pub mod histogram;
 mod provenance;
+mod style;
 mod table;
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ use serde::Serialize;
 pub use client::{AskedLoad, ClientReport, LoadReport, client_line, load_and_client};
 pub use compare::{comparison_table, conclusion};
 pub use provenance::{BalancingReport, ClientIdentity, SCHEMA, after, parse_rfc3339, rfc3339};
+pub use style::{Style, wrap};
 pub use table::render;
 
 use std::time::SystemTime;
@@ -30,13 +32,13 @@ pub fn json(reports: &[Report]) -> Result<String, serde_json::Error> {
     }
 }
 
-/// The reports as human tables; several runs add the side-by-side
-/// comparison and its conclusion.
-pub fn tables(reports: &[Report]) -> String {
-    let mut text: Vec<String> = reports.iter().map(render).collect();
+/// The reports as human tables laid out for `style`; several runs add the
+/// side-by-side comparison and its conclusion.
+pub fn tables(reports: &[Report], style: &Style) -> String {
+    let mut text: Vec<String> = reports.iter().map(|r| render(r, style)).collect();
     if reports.len() > 1 {
-        text.push(comparison_table(reports));
-        text.push(conclusion(reports));
+        text.push(comparison_table(reports, style));
+        text.push(style::wrap(&conclusion(reports), style, 2));
     }
     text.join("\n")
 }
@@ -111,6 +113,9 @@ pub struct Report {
     pub call: String,
     /// HTTP/2 connections held (clusterip) or endpoints in the pool at the start (headless).
     pub connections: usize,
+    /// Calls per second asked with `--rate` (open loop); absent in closed loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop_rate: Option<f64>,
     pub requests: u64,
     pub ok: u64,
     pub errors: u64,
@@ -161,6 +166,8 @@ pub struct RunInfo {
     pub target: String,
     pub call: String,
     pub connections: usize,
+    /// `--rate`, when the run was open loop.
+    pub open_loop_rate: Option<f64>,
     pub elapsed_s: f64,
     /// When the measured run started (wall clock).
     pub started_at: SystemTime,
@@ -215,6 +222,7 @@ impl Report {
             target: info.target,
             call: info.call,
             connections: info.connections,
+            open_loop_rate: info.open_loop_rate,
             requests,
             ok: total.ok,
             errors: total.errors,
@@ -281,6 +289,7 @@ mod tests {
             target: "127.0.0.10:50051".into(),
             call: "grpc.health.v1.Health/Check".into(),
             connections: 1,
+            open_loop_rate: None,
             elapsed_s: 2.0,
             started_at: SystemTime::UNIX_EPOCH,
             balancing: Balancing::PerConnection {

@@ -92,6 +92,21 @@ pub struct Answer {
     pub endpoints: Vec<Endpoint>,
     /// Set when the name has no A or AAAA records.
     pub empty_reason: Option<String>,
+    /// Set when one record type failed while the other answered (a server
+    /// that refuses AAAA, say): the answers are used, and this says why the
+    /// other type is missing.
+    pub partial: Option<String>,
+}
+
+/// What one record type's lookup gave.
+#[derive(Debug, Clone, PartialEq)]
+enum Records {
+    /// Addresses, with the record name and TTL each came with.
+    Found(Vec<(IpAddr, String, u32)>),
+    /// No records of this type; `nxdomain` when the name does not exist.
+    None { nxdomain: bool },
+    /// The lookup failed (refused, timed out), in words.
+    Failed(String),
 }
 
 /// Queries A and AAAA for `host` afresh (bypassing the cache).
@@ -106,32 +121,79 @@ async fn lookup(
         resolver.lookup(host, RecordType::A),
         resolver.lookup(host, RecordType::AAAA)
     );
+    let records = |result: Result<hickory_resolver::lookup::Lookup, NetError>| {
+        match result {
+            Ok(lookup) => Records::Found(
+                lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| {
+                        let ip = match &record.data {
+                            RData::A(a) => IpAddr::V4(a.0),
+                            RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
+                            // CNAMEs on the way to the addresses.
+                            _ => return None,
+                        };
+                        Some((ip, record.name.to_string(), record.ttl))
+                    })
+                    .collect(),
+            ),
+            Err(err) if err.is_no_records_found() => Records::None {
+                nxdomain: err.is_nx_domain(),
+            },
+            Err(err) => Records::Failed(err.to_string()),
+        }
+    };
+    combine(
+        [(records(v4), "A"), (records(v6), "AAAA")],
+        host,
+        port,
+        asking,
+    )
+}
+
+/// The answer from both record types: what either found, a failure only
+/// when neither answered, and NXDOMAIN only when both said so.
+fn combine(
+    kinds: [(Records, &str); 2],
+    host: &str,
+    port: u16,
+    asking: &str,
+) -> Result<Answer, String> {
+    let failures: Vec<(&str, &String)> = kinds
+        .iter()
+        .filter_map(|(r, kind)| match r {
+            Records::Failed(why) => Some((*kind, why)),
+            _ => None,
+        })
+        .collect();
+    let answered = kinds.iter().any(|(r, _)| !matches!(r, Records::Failed(_)));
+    if !answered {
+        return Err(failures
+            .iter()
+            .map(|(kind, why)| {
+                format!(
+                    "the {kind} lookup of {host} at {asking} failed: {why}; check that the server is reachable"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "));
+    }
+    let nxdomain = kinds
+        .iter()
+        .all(|(r, _)| matches!(r, Records::None { nxdomain: true } | Records::Failed(_)));
     let mut endpoints: Vec<Endpoint> = Vec::new();
-    let mut nxdomain = true;
-    for (result, kind) in [(v4, "A"), (v6, "AAAA")] {
-        let records = match result {
-            Ok(lookup) => lookup,
-            Err(err) if err.is_no_records_found() => {
-                nxdomain &= err.is_nx_domain();
-                continue;
-            }
-            Err(err) => return Err(describe(&err, kind, host, asking)),
+    for (records, kind) in &kinds {
+        let Records::Found(found) = records else {
+            continue;
         };
-        nxdomain = false;
-        for record in records.answers() {
-            let ip = match &record.data {
-                RData::A(a) => IpAddr::V4(a.0),
-                RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
-                // CNAMEs on the way to the addresses.
-                _ => continue,
-            };
+        for (ip, name, ttl) in found {
             let address = join_host_port(&ip.to_string(), port);
             if endpoints.iter().any(|e| e.address == address) {
                 continue;
             }
-            let name = record.name.to_string();
             endpoints.push(Endpoint {
-                ttl_s: Some(i64::from(record.ttl)),
+                ttl_s: Some(i64::from(*ttl)),
                 ..Endpoint::new(address, format!("{kind} {}", name.trim_end_matches('.')))
             });
         }
@@ -144,16 +206,15 @@ async fn lookup(
             format!("{host} has no A or AAAA records at {asking}: a headless Service with no ready pods answers this way")
         }
     });
+    let partial = failures.first().map(|(kind, why)| {
+        let other = if *kind == "A" { "AAAA" } else { "A" };
+        format!("the {kind} lookup of {host} at {asking} failed ({why}); using the {other} answers")
+    });
     Ok(Answer {
         endpoints,
         empty_reason,
+        partial,
     })
-}
-
-fn describe(err: &NetError, kind: &str, host: &str, asking: &str) -> String {
-    format!(
-        "the {kind} lookup of {host} at {asking} failed: {err}; check that the server is reachable"
-    )
 }
 
 /// Sends the first answer, then re-resolves every `period` and sends each
@@ -173,6 +234,11 @@ where
     let first = lookup().await.map_err(ResolveError::Failed)?;
     if let Some(reason) = &first.empty_reason
         && !tx.notice(Notice::NothingReady(reason.clone())).await
+    {
+        return Ok(());
+    }
+    if let Some(partial) = &first.partial
+        && !tx.notice(Notice::SourceError(partial.clone())).await
     {
         return Ok(());
     }
@@ -196,6 +262,16 @@ where
                 continue;
             }
         };
+        if answer.partial.is_some()
+            && answer.partial != last.partial
+            && !tx
+                .notice(Notice::SourceError(
+                    answer.partial.clone().unwrap_or_default(),
+                ))
+                .await
+        {
+            return Ok(());
+        }
         if answer.empty_reason.is_some()
             && answer.empty_reason != last.empty_reason
             && !tx
@@ -228,6 +304,7 @@ mod tests {
                 .map(|a| Endpoint::new(*a, "A echo.test"))
                 .collect(),
             empty_reason: addresses.is_empty().then(|| "no records".to_string()),
+            partial: None,
         }
     }
 
@@ -318,6 +395,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resolution.updates.recv().await, None);
+    }
+
+    #[test]
+    fn a_refused_aaaa_query_keeps_the_a_answers_and_says_why() {
+        let a = Records::Found(vec![("10.0.0.1".parse().unwrap(), "echo.test.".into(), 30)]);
+        let refused = Records::Failed("Query Refused".into());
+        let answer = combine([(a, "A"), (refused, "AAAA")], "echo.test", 80, "X").unwrap();
+        assert_eq!(answer.endpoints.len(), 1);
+        assert_eq!(answer.endpoints[0].address, "10.0.0.1:80");
+        assert!(answer.empty_reason.is_none());
+        let partial = answer.partial.expect("the refusal is noted");
+        assert_eq!(
+            partial,
+            "the AAAA lookup of echo.test at X failed (Query Refused); using the A answers"
+        );
+    }
+
+    #[test]
+    fn both_types_failing_fails_and_nxdomain_needs_both() {
+        let failed = || Records::Failed("refused".into());
+        assert!(combine([(failed(), "A"), (failed(), "AAAA")], "x.test", 80, "X").is_err());
+        let nx = || Records::None { nxdomain: true };
+        let answer = combine([(nx(), "A"), (nx(), "AAAA")], "x.test", 80, "X").unwrap();
+        assert!(
+            answer
+                .empty_reason
+                .unwrap()
+                .contains("does not exist (NXDOMAIN)")
+        );
+        let nodata = Records::None { nxdomain: false };
+        let answer = combine([(nx(), "A"), (nodata, "AAAA")], "x.test", 80, "X").unwrap();
+        assert!(
+            answer
+                .empty_reason
+                .unwrap()
+                .contains("no A or AAAA records")
+        );
     }
 
     #[tokio::test]

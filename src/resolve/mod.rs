@@ -39,9 +39,26 @@ pub struct Endpoint {
     /// Seconds the record stays valid, when the source says (DNS TTL, etcd lease TTL).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_s: Option<i64>,
-    /// The etcd lease the key is attached to, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The etcd lease the key is attached to, if any. JSON carries it as a
+    /// hex string, as etcdctl prints it: the IDs exceed 2^53, so a number
+    /// would lose digits in jq and JavaScript.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_lease"
+    )]
     pub lease: Option<i64>,
+}
+
+/// An etcd lease ID as etcdctl and the registration log print it: hex.
+pub fn lease_hex(lease: i64) -> String {
+    format!("{lease:x}")
+}
+
+fn serialize_lease<S: serde::Serializer>(lease: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match lease {
+        Some(id) => s.serialize_str(&lease_hex(*id)),
+        None => s.serialize_none(),
+    }
 }
 
 impl Endpoint {
@@ -419,6 +436,21 @@ fn same_except_ttl(a: &Endpoint, b: &Endpoint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_ids_are_hex_strings_in_json() {
+        // Above 2^53: as a JSON number, jq would round it.
+        let lease = 7587899065911235335_i64;
+        let endpoint = Endpoint {
+            lease: Some(lease),
+            ..Endpoint::new("10.0.0.1:80", "/grpclb/echo/10.0.0.1:80")
+        };
+        let json = serde_json::to_value(&endpoint).unwrap();
+        assert_eq!(json["lease"], "694da1ff7f285307");
+        assert_eq!(lease_hex(lease), "694da1ff7f285307");
+        let without = serde_json::to_value(Endpoint::new("10.0.0.1:80", "x")).unwrap();
+        assert!(without.get("lease").is_none());
+    }
 
     #[test]
     fn diff_reports_added_changed_removed() {

@@ -124,6 +124,17 @@ impl Judge {
 
     /// True when the counts lie within the default bound and the run was
     /// big enough to tell.
+    /// True when the run is large enough for the default bound to tell a
+    /// fair spread from one that starves an endpoint.
+    pub fn powered(&self) -> bool {
+        self.spread_power == Power::Enough
+    }
+
+    /// `calls`, or `connections` when the network picked per connection.
+    pub fn unit(&self) -> &'static str {
+        self.model.unit()
+    }
+
     pub fn even(&self, counts: &[u64]) -> bool {
         self.spread_power == Power::Enough
             && counts
@@ -193,10 +204,19 @@ impl Judge {
         let spread = self.spread(counts);
         let mut findings = Vec::new();
         let mut idle = Vec::new();
+        let mut found = Vec::new();
         self.violations(counts, answered, Some(&spread), &mut |v| match v {
             Violation::Idle { i } => idle.push(i),
-            v => findings.push(self.describe(v, names, counts, &spread)),
+            v => found.push(v),
         });
+        // An idle endpoint is said once, under all-endpoints-hit, not again
+        // as a spread shortfall.
+        findings.extend(
+            found
+                .into_iter()
+                .filter(|v| !matches!(v, Violation::Spread { i, n: 0 } if idle.contains(i)))
+                .map(|v| self.describe(v, names, counts, &spread)),
+        );
         if !idle.is_empty() {
             let said: Vec<String> = idle
                 .iter()
@@ -351,7 +371,9 @@ fn spread_powered(model: &Model, shares: &[f64]) -> bool {
         && shares
             .iter()
             .zip(&ranges)
-            .all(|(p, r)| *p <= 0.0 || model.starved_high(*p) < r.low)
+            // A sole endpoint (share 1) gets every call whatever happens:
+            // there is no uneven spread to catch.
+            .all(|(p, r)| *p <= 0.0 || *p >= 1.0 || model.starved_high(*p) < r.low)
 }
 
 /// The largest share deviation a fair balancer reaches within its bound.

@@ -40,10 +40,19 @@ pub struct Verdict {
     pub chi2_p: f64,
     /// Busiest ÷ idlest endpoint (after weights); null when one got nothing.
     pub max_ratio: Option<f64>,
+    /// Set when the run is too small for the default bound to tell an even
+    /// spread from an uneven one (`even` is then false and says nothing):
+    /// the unit that was short, `calls` or `connections`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub too_few_to_tell: Option<String>,
     /// The checks applied, in words.
     pub checked: String,
-    /// True when every check asked for held.
-    pub passed: bool,
+    /// False for a run shown only for contrast (the clusterip run of
+    /// `--mode both` and of the demo): no check was applied to it.
+    pub judged: bool,
+    /// Judged runs: true when every check asked for held. Null when not
+    /// judged, so that "not judged" never reads as a pass.
+    pub passed: Option<bool>,
     /// One sentence per failed check.
     pub failures: Vec<String>,
     /// Calls that reached an endpoint (what the spread is judged on).
@@ -62,6 +71,26 @@ pub struct Verdict {
     /// Set with `--settle`: how long the spread took to hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settle: Option<Settle>,
+}
+
+impl Verdict {
+    /// False only when a judged run failed a check: what the exit code
+    /// follows.
+    pub fn holds(&self) -> bool {
+        self.passed != Some(false)
+    }
+
+    /// The same verdict, marked as not judged: shown for contrast only.
+    pub fn not_judged(self) -> Verdict {
+        Verdict {
+            judged: false,
+            passed: None,
+            checked: NOT_JUDGED.into(),
+            failures: Vec::new(),
+            failed: Vec::new(),
+            ..self
+        }
+    }
 }
 
 /// One endpoint's fair range: a fair balancer stays within `low..=high`
@@ -214,12 +243,14 @@ pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -
         cv: round4(spread.cv),
         chi2_p: round4(spread.chi2_p),
         max_ratio: spread.max_ratio.map(round4),
+        too_few_to_tell: (!judge.powered()).then(|| judge.unit().to_string()),
         checked: if checked.is_empty() {
             NOTHING_ASKED.to_string()
         } else {
             checked.join(", ")
         },
-        passed: findings.is_empty(),
+        judged: true,
+        passed: Some(findings.is_empty()),
         failures: findings.iter().map(|f| f.message.clone()).collect(),
         calls,
         model: judge.model(),
@@ -304,7 +335,7 @@ mod tests {
     fn a_fair_random_spread_passes_and_shows_its_bound() {
         let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
         let v = judge(&r, &even(), per_call(Policy::Random));
-        assert!(v.passed && v.even, "{v:?}");
+        assert!(v.holds() && v.even, "{v:?}");
         assert_eq!(v.calls, 10_000);
         assert!(v.model.starts_with("binomial"));
         assert!(v.bounds.iter().all(|b| b.low < 2500 && b.high > 2500));
@@ -314,7 +345,7 @@ mod tests {
     fn the_same_spread_is_too_loose_for_round_robin() {
         let r = report(&[("a", 2510), ("b", 2470), ("c", 2530), ("d", 2490)]);
         let v = judge(&r, &even(), per_call(Policy::RoundRobin));
-        assert!(!v.passed);
+        assert!(!v.holds());
         let f = v
             .failed
             .iter()
@@ -334,7 +365,7 @@ mod tests {
         counts.rows[0].1.ok = 4200;
         counts.rows[1].1.ok = 4150;
         let v = judge(&counts, &even(), per_call(Policy::LeastRequest));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert!(v.failures.iter().any(|f| f.contains("c got 1650")), "{v:?}");
     }
 
@@ -342,7 +373,7 @@ mod tests {
     fn too_few_calls_fail_with_the_number_needed() {
         let r = report(&[("a", 10), ("b", 12), ("c", 8), ("d", 10), ("e", 10)]);
         let v = judge(&r, &even(), per_call(Policy::Random));
-        assert!(!v.passed && !v.even);
+        assert!(!v.holds() && !v.even);
         let too_few = v.too_few.clone().expect("too few");
         assert_eq!(too_few.have, 50);
         let needed = too_few.needed.expect("some number is enough");
@@ -351,7 +382,7 @@ mod tests {
         // With that many calls, a fair spread is judged and passes.
         let n = needed.div_ceil(5);
         let r = report(&[("a", n), ("b", n), ("c", n), ("d", n), ("e", n)]);
-        assert!(judge(&r, &even(), per_call(Policy::Random)).passed);
+        assert!(judge(&r, &even(), per_call(Policy::Random)).holds());
     }
 
     #[test]
@@ -362,12 +393,12 @@ mod tests {
         };
         let r = report(&[("a", 520), ("b", 480)]);
         let v = judge(&r, &asked, per_call(Policy::Random));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert_eq!(v.failed.len(), 1, "{v:?}");
         assert!(v.failures[0].starts_with("too few calls to judge --max-deviation 0.005"));
         // Exactly even counts would not pass either: the check was not judged.
         let r = report(&[("a", 500), ("b", 500)]);
-        assert!(!judge(&r, &asked, per_call(Policy::Random)).passed);
+        assert!(!judge(&r, &asked, per_call(Policy::Random)).holds());
     }
 
     #[test]
@@ -380,11 +411,11 @@ mod tests {
         };
         let r = report(&[("stable", 9010), ("canary", 990)]);
         let v = judge(&r, &asked, per_call(Policy::Random));
-        assert!(v.passed, "{v:?}");
+        assert!(v.holds(), "{v:?}");
         assert!(v.chi2_p > 0.1);
         let r = report(&[("stable", 5000), ("canary", 5000)]);
         let v = judge(&r, &asked, per_call(Policy::Random));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert!(
             v.failures
                 .iter()
@@ -401,10 +432,10 @@ mod tests {
         };
         let r = report(&[("a", 1100), ("b", 900)]);
         let v = judge(&r, &asked, per_call(Policy::Random));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert_eq!(v.failed[0].check, "chi2-p");
         let r = report(&[("a", 1010), ("b", 990)]);
-        assert!(judge(&r, &asked, per_call(Policy::Random)).passed);
+        assert!(judge(&r, &asked, per_call(Policy::Random)).holds());
     }
 
     #[test]
@@ -419,7 +450,7 @@ mod tests {
             concurrency: 8,
         };
         let v = judge(&r, &asked, balancing);
-        assert!(!v.passed && !v.even);
+        assert!(!v.holds() && !v.even);
         let text = v.failures.join("\n");
         assert!(text.contains("uneven by construction"), "{text}");
         assert!(text.contains("b, c got no calls"), "{text}");
@@ -438,7 +469,7 @@ mod tests {
             ..Assertions::default()
         };
         let v = judge(&r, &asked, per_call(Policy::RoundRobin));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert_eq!(v.failed[0].check, "max-errors");
         assert!(v.failures[0].contains("b: 5 UNAVAILABLE"));
     }
@@ -451,7 +482,7 @@ mod tests {
         c.errors = 3333;
         c.error_codes.insert("UNAVAILABLE".into(), 3333);
         let v = judge(&r, &even(), per_call(Policy::RoundRobin));
-        assert!(!v.passed);
+        assert!(!v.holds());
         let checks: Vec<&str> = v.failed.iter().map(|f| f.check.as_str()).collect();
         assert!(checks.contains(&"endpoint-errors"), "{checks:?}");
         assert!(checks.contains(&"all-endpoints-hit"), "{checks:?}");
@@ -478,12 +509,12 @@ mod tests {
         b.ok -= 8;
         b.errors = 8;
         b.error_codes.insert("UNAVAILABLE".into(), 8);
-        assert!(judge(&r, &even(), per_call(Policy::RoundRobin)).passed);
+        assert!(judge(&r, &even(), per_call(Policy::RoundRobin)).holds());
         let strict = Assertions {
             endpoint_errors: Some(ErrorBudget::Count(0)),
             ..even()
         };
-        assert!(!judge(&r, &strict, per_call(Policy::RoundRobin)).passed);
+        assert!(!judge(&r, &strict, per_call(Policy::RoundRobin)).holds());
     }
 
     #[test]
@@ -492,7 +523,7 @@ mod tests {
         r.unreachable
             .insert("dead:80".into(), "connection refused".into());
         let v = judge(&r, &even(), per_call(Policy::RoundRobin));
-        assert!(!v.passed);
+        assert!(!v.holds());
         assert_eq!(
             v.failed.len(),
             1,

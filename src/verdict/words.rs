@@ -1,9 +1,9 @@
 //! The verdict's words: each failed check, and each check a run was too
 //! small to judge, as a sentence with its numbers and what to do.
 
-use super::Finding;
 use super::checks::{CHI2_MIN_EXPECTED, Judge, Violation, round4, worst_deviation, worst_ratio};
 use super::spread::Spread;
+use super::{Finding, NOT_JUDGED, NOTHING_ASKED, Verdict};
 
 impl Judge {
     /// A violation in words, with its numbers.
@@ -249,5 +249,200 @@ impl Judge {
                 self.model.describe()
             ),
         }
+    }
+}
+
+impl Verdict {
+    /// The verdict's headline: what was checked and what happened, in that
+    /// order, so that it reads the right way round. `PASS: <the checks that
+    /// held>`, `FAIL: <what failed, for whom>`, or why nothing was judged.
+    pub fn headline(&self) -> String {
+        if !self.judged {
+            return NOT_JUDGED.to_string();
+        }
+        if self.checked == NOTHING_ASKED {
+            return NOTHING_ASKED.to_string();
+        }
+        if self.holds() {
+            return format!("PASS: {}", self.checked);
+        }
+        let too_few: &[String] = self.too_few.as_ref().map_or(&[], |t| &t.checks);
+        let mut parts: Vec<String> = Vec::new();
+        let mut said_too_few = false;
+        let mut seen: Vec<&str> = Vec::new();
+        for finding in &self.failed {
+            let check = finding.check.as_str();
+            if finding.endpoints.is_empty() && too_few.iter().any(|c| c == check) {
+                if !said_too_few {
+                    said_too_few = true;
+                    let t = self.too_few.as_ref();
+                    parts.push(format!(
+                        "too few {} to judge {}",
+                        t.map_or("calls", |t| t.unit.as_str()),
+                        too_few.join(", ")
+                    ));
+                }
+                continue;
+            }
+            if seen.contains(&check) {
+                continue;
+            }
+            seen.push(check);
+            // Every endpoint any finding of this check names, once.
+            let mut names: Vec<&str> = Vec::new();
+            for f in self.failed.iter().filter(|f| f.check == check) {
+                for name in &f.endpoints {
+                    if !names.contains(&name.as_str()) {
+                        names.push(name);
+                    }
+                }
+            }
+            let names = names.join(", ");
+            let limit = finding.bound.map_or(String::new(), |b| format!("{b}"));
+            parts.push(match check {
+                "spread" => format!("spread outside the fair bound for {names}"),
+                "all-endpoints-hit" => format!("{names} answered no call"),
+                "reachable" => format!("{names} unreachable"),
+                "max-deviation" => format!("share off by more than --max-deviation for {names}"),
+                "max-ratio" => format!("busiest/idlest above {limit}"),
+                "chi2-p" => format!("chi² p below {limit}"),
+                "expect-endpoints" => {
+                    format!("{} endpoints answered, {limit} expected", finding.observed)
+                }
+                "max-errors" => {
+                    format!("{} calls failed, at most {limit} allowed", finding.observed)
+                }
+                "endpoint-errors" => format!("too many errors on {names}"),
+                "weights" => "--weights do not fit the endpoints".to_string(),
+                other => format!("{other} failed"),
+            });
+        }
+        format!("FAIL: {}", parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pick::Policy;
+    use crate::record::{EndpointKey, Tallies, Tally};
+    use crate::verdict::{Assertions, Balancing, judge};
+
+    fn tallies(counts: &[(&str, u64)]) -> Tallies {
+        let rows = counts
+            .iter()
+            .map(|(name, n)| {
+                let key = EndpointKey {
+                    name: name.to_string(),
+                    address: format!("{name}:80"),
+                };
+                (
+                    key,
+                    Tally {
+                        ok: *n,
+                        ..Tally::default()
+                    },
+                )
+            })
+            .collect();
+        Tallies {
+            rows,
+            ..Tallies::default()
+        }
+    }
+
+    fn even() -> Assertions {
+        Assertions {
+            spread: true,
+            all_endpoints_hit: true,
+            ..Assertions::default()
+        }
+    }
+
+    const ROUND_ROBIN: Balancing = Balancing::PerCall {
+        policy: Policy::RoundRobin,
+        concurrency: 8,
+    };
+
+    #[test]
+    fn a_failed_headline_says_what_failed_for_whom() {
+        let v = judge(
+            &tallies(&[("pod-1", 3000), ("pod-2", 1000), ("pod-3", 2000)]),
+            &even(),
+            ROUND_ROBIN,
+        );
+        let headline = v.headline();
+        assert!(
+            headline.starts_with("FAIL: spread outside the fair bound for pod-1, pod-2"),
+            "{headline}"
+        );
+        assert!(!headline.contains("within"), "{headline}");
+    }
+
+    #[test]
+    fn a_passed_headline_names_the_checks_that_held() {
+        let v = judge(
+            &tallies(&[("pod-1", 2000), ("pod-2", 2000), ("pod-3", 2000)]),
+            &even(),
+            ROUND_ROBIN,
+        );
+        assert!(
+            v.headline()
+                .starts_with("PASS: spread within the fair bound")
+        );
+        assert_eq!(v.passed, Some(true));
+        assert!(v.judged);
+    }
+
+    #[test]
+    fn an_idle_pod_is_named_once() {
+        let v = judge(
+            &tallies(&[("pod-1", 3000), ("pod-2", 3000), ("pod-3", 0)]),
+            &even(),
+            ROUND_ROBIN,
+        );
+        let about_idle = v.failures.iter().filter(|f| f.contains("pod-3")).count();
+        assert_eq!(about_idle, 1, "{:#?}", v.failures);
+        assert!(
+            v.headline().contains("pod-3 answered no call"),
+            "{}",
+            v.headline()
+        );
+    }
+
+    #[test]
+    fn not_judged_is_neither_pass_nor_fail_in_json() {
+        let v = judge(&tallies(&[("a", 10), ("b", 0)]), &even(), ROUND_ROBIN).not_judged();
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["judged"], false);
+        assert!(json["passed"].is_null(), "{json}");
+        assert!(
+            v.holds(),
+            "a run shown for contrast does not fail the exit code"
+        );
+        assert_eq!(v.headline(), crate::verdict::NOT_JUDGED);
+    }
+
+    #[test]
+    fn a_run_too_small_to_tell_is_not_called_uneven() {
+        // Three calls over three endpoints: perfect statistics, nothing to tell.
+        let v = judge(
+            &tallies(&[("a", 1), ("b", 1), ("c", 1)]),
+            &Assertions::default(),
+            Balancing::PerCall {
+                policy: Policy::Random,
+                concurrency: 1,
+            },
+        );
+        assert_eq!(v.too_few_to_tell.as_deref(), Some("calls"));
+        // One pod cannot be uneven, however the network picked.
+        let one = judge(
+            &tallies(&[("pod-1", 500)]),
+            &Assertions::default(),
+            Balancing::PerConnection {
+                connections: 1,
+                concurrency: 8,
+            },
+        );
+        assert!(one.even && one.too_few_to_tell.is_none(), "{one:?}");
     }
 }
