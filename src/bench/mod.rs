@@ -8,6 +8,7 @@ mod follow;
 mod outcome;
 mod preflight;
 mod progress;
+mod stop;
 mod windows;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::resolve::{self, Resolution};
 use crate::verdict::{Assertions, Balancing, judge};
 use follow::Follower;
 use progress::Progress;
+use stop::{Cut, Interrupt, Watch};
 
 /// Longest wait for the pool's first connections before measuring.
 const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -37,6 +39,8 @@ const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     raise_open_files_limit();
+    let interrupt = Interrupt::listen()
+        .map_err(|e| Failure::CannotRun(format!("cannot install the SIGINT handler: {e}")))?;
     let engine = Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?;
     let engine = Arc::new(engine);
     let settings = BackoffSettings::default();
@@ -85,6 +89,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         engine: &engine,
         settings,
         samples: samples.as_deref(),
+        interrupt: &interrupt,
     };
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
@@ -107,7 +112,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 })?;
                 let notices = problems.clone();
                 let headless =
-                    run_headless(plan, resolution, Arc::clone(&pool), &call, notices, judged);
+                    run_headless(plan, resolution, Arc::clone(&pool), dial, notices, judged);
                 let mut report = headless.await;
                 if let Some(client) = &mut report.client {
                     client.connect_s = Some(connect_s);
@@ -115,7 +120,12 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 report
             }
         };
+        // A signal ends the bench: later modes are not run.
+        let interrupted = report.interrupted;
         reports.push(report);
+        if interrupted {
+            break;
+        }
     }
     // `--print-responses`: a first look at what the method returns, on stderr.
     if let Some(samples) = samples {
@@ -133,6 +143,8 @@ struct Dial<'a> {
     settings: BackoffSettings,
     /// `--print-responses` still wanting replies (no pods were known).
     samples: Option<&'a ResponseSamples>,
+    /// Ctrl-C and SIGTERM cut a run short.
+    interrupt: &'a Arc<Interrupt>,
 }
 
 /// Dials the Service address over `connections` connections and lets the
@@ -168,15 +180,8 @@ async fn run_clusterip(
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let result = measured(
-                &pool,
-                &load,
-                dial.call,
-                &attribution,
-                "clusterip",
-                plan.quiet,
-            )
-            .await;
+            let (result, cut) =
+                measured(&pool, &load, dial, &attribution, "clusterip", plan.quiet).await;
             let info = RunInfo {
                 mode: "clusterip".into(),
                 policy: "per-connection".into(),
@@ -199,7 +204,7 @@ async fn run_clusterip(
                 balancing,
                 judged,
             );
-            with_client(report, &load, &result)
+            with_cut(with_client(report, &load, &result), cut)
         })
         .await,
     )
@@ -211,7 +216,7 @@ async fn run_headless(
     plan: &BenchPlan,
     resolution: Resolution,
     pool: Arc<Pool>,
-    call: &Prepared,
+    dial: Dial<'_>,
     notices: Vec<String>,
     judged: bool,
 ) -> Report {
@@ -222,10 +227,10 @@ async fn run_headless(
         concurrency: plan.load.concurrency,
     };
     windows::until_settled(plan, judged, async |load: LoadPlan| {
-        let result = measured(
+        let (result, cut) = measured(
             &pool,
             &load,
-            call,
+            dial,
             &Attribution::PerEndpoint,
             "headless",
             plan.quiet,
@@ -254,7 +259,8 @@ async fn run_headless(
             balancing,
             measured_by: Some(ClientIdentity::from_env()),
         };
-        let tallies = Tallies::new(&result.record, &expected);
+        let mut tallies = Tallies::new(&result.record, &expected);
+        tallies.unreachable = never_ready(&pool);
         let report = judged_report(
             info,
             &tallies,
@@ -264,7 +270,7 @@ async fn run_headless(
             balancing,
             judged,
         );
-        with_client(report, &load, &result)
+        with_cut(with_client(report, &load, &result), cut)
     })
     .await
 }
@@ -282,22 +288,76 @@ async fn start_together(at: SystemTime) {
     }
 }
 
-/// Drives the load with a live progress view.
+/// Drives the load with a live progress view, until done or cut short (a
+/// signal, or no endpoint reachable for longer than the call timeout).
 async fn measured(
     pool: &Arc<Pool>,
     load: &LoadPlan,
-    call: &Prepared,
+    dial: Dial<'_>,
     attribution: &Attribution,
     label: &str,
     quiet: bool,
-) -> RunResult {
+) -> (RunResult, Option<Cut>) {
     let live = Arc::new(Live::default());
     let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
-    let result = drive(Arc::clone(pool), load, call.clone(), attribution, live).await;
+    let watch = Watch::start(
+        Arc::clone(dial.interrupt),
+        Arc::clone(pool),
+        Arc::clone(&live),
+        load.timeout,
+        Instant::now() + load.warmup,
+    );
+    let result = drive(Arc::clone(pool), load, dial.call.clone(), attribution, live).await;
+    let cut = watch.cut().await;
     if let Some(progress) = progress {
         progress.finish();
     }
-    result
+    (result, cut)
+}
+
+/// Marks a run that was cut short: interrupted (not judged: a partial run
+/// says nothing about fairness), or ended when nothing was reachable.
+fn with_cut(mut report: Report, cut: Option<Cut>) -> Report {
+    match cut {
+        None => {}
+        Some(Cut::Signal(signal)) => {
+            report.interrupted = true;
+            report.signal = Some(signal.to_string());
+            report.verdict = report.verdict.not_judged();
+            report.verdict.checked = format!("not judged: interrupted by {signal}");
+        }
+        Some(Cut::NothingReachable { since_s }) => {
+            report.unreachable_since_s = Some(since_s);
+            report.notices.push(format!(
+                "no endpoint was reachable from {since_s:+.2}s on; the run ended one call timeout later"
+            ));
+        }
+    }
+    report
+}
+
+/// Members that were never ready during the run, with the last reason they
+/// failed: they fail the verdict by name.
+fn never_ready(pool: &Pool) -> std::collections::BTreeMap<String, String> {
+    pool.members()
+        .iter()
+        .filter_map(|member| {
+            let timeline = member.timeline();
+            let transitions = timeline.transitions();
+            if transitions
+                .iter()
+                .any(|t| t.state == crate::pool::State::Ready)
+            {
+                return None;
+            }
+            let why = transitions
+                .iter()
+                .rev()
+                .find_map(|t| t.reason.as_ref())
+                .map_or("never connected".to_string(), |r| r.to_string());
+            Some((member.endpoint().address.clone(), why))
+        })
+        .collect()
 }
 
 /// Adds the asked-versus-achieved load and the client's own cost.

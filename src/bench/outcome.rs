@@ -14,6 +14,32 @@ pub struct Outcome {
 
 /// 3 when no call succeeded at all, 1 when a verdict failed, else 0.
 pub fn exit_code(reports: &[Report]) -> Outcome {
+    // A signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM).
+    if let Some(cut) = reports.iter().find(|r| r.interrupted) {
+        let signal = cut.signal.as_deref().unwrap_or("SIGINT");
+        let code = if signal == "SIGTERM" { 143 } else { 130 };
+        return Outcome {
+            code,
+            message: Some(format!(
+                "interrupted by {signal}: the report covers the {:.2}s measured before it (not judged)",
+                cut.elapsed_s
+            )),
+        };
+    }
+    if let Some(gone) = reports
+        .iter()
+        .find_map(|r| r.unreachable_since_s.map(|s| (r, s)))
+    {
+        let (report, since) = gone;
+        return Outcome {
+            code: 3,
+            message: Some(format!(
+                "nothing reachable since {since:+.2}s in {} mode against {}: every endpoint's connection failed; \
+                 the run ended there (check that the servers run)",
+                report.mode, report.target
+            )),
+        };
+    }
     if let Some(dead) = reports.iter().find(|r| r.requests > 0 && r.ok == 0) {
         let codes: BTreeSet<&str> = dead
             .endpoints

@@ -26,7 +26,8 @@ pub(super) async fn until_settled(
         let window_start = started.elapsed();
         let mut report = window(load).await;
         windows += 1;
-        let Some(deadline) = plan.settle.filter(|_| judged) else {
+        let cut_short = report.interrupted || report.unreachable_since_s.is_some();
+        let Some(deadline) = plan.settle.filter(|_| judged && !cut_short) else {
             return report;
         };
         let held = report.verdict.passed == Some(true);

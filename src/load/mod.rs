@@ -220,7 +220,7 @@ async fn call_loop(
     first_message: usize,
 ) -> Instant {
     let mut message = first_message;
-    while Instant::now() < run.warmup_end {
+    while Instant::now() < run.warmup_end && !run.live.stopped() {
         call_once(&run, message, None).await;
         message = message.wrapping_add(1);
     }
@@ -229,6 +229,9 @@ async fn call_loop(
     while let Some(intended) = run.schedule.next_slot() {
         if let Some(at) = intended {
             tokio::time::sleep_until(at.into()).await;
+        }
+        if run.live.stopped() {
+            break;
         }
         let ok = call_once(&run, message, Some((&tally, intended))).await;
         message = message.wrapping_add(1);

@@ -221,9 +221,22 @@ pub fn codes_text(error_codes: &BTreeMap<String, u64>) -> String {
 pub struct Live {
     pub done: AtomicU64,
     pub errors: AtomicU64,
+    /// Set to end the run early (a signal, nothing reachable): no new call
+    /// starts, calls in flight finish and are counted.
+    stop: std::sync::atomic::AtomicBool,
 }
 
 impl Live {
+    /// Ends the run early.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`Live::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// Adds a batch of finished calls (workers report every few calls, not
     /// each one, to keep shared counters off the load path).
     pub fn add(&self, done: u64, errors: u64) {

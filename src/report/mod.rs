@@ -156,6 +156,18 @@ pub struct Report {
     /// What the client itself cost, and whether it may have been the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientReport>,
+
+    // -- Faults (issue 9): a run cut short still reports what it measured.
+    /// True when a termination signal (Ctrl-C, SIGTERM) ended the run early.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// The signal that did: `SIGINT` or `SIGTERM`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    /// Seconds into the measured run from which no endpoint was reachable;
+    /// the run ended one call timeout later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreachable_since_s: Option<f64>,
 }
 
 /// What describes a run besides its record.
@@ -242,6 +254,9 @@ impl Report {
             latency_histogram: histogram::encode(&total.latency_us),
             load: None,
             client: None,
+            interrupted: false,
+            signal: None,
+            unreachable_since_s: None,
         }
     }
 
