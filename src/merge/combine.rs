@@ -6,8 +6,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
-use hdrhistogram::Histogram;
-
 use super::MergeError;
 use super::document::ClientRun;
 use crate::record::{EndpointKey, Tallies, Tally};
@@ -165,14 +163,12 @@ fn add_rows(runs: &[(&str, &ClientRun)]) -> Result<Tallies, MergeError> {
 }
 
 /// A tally whose histogram grows to hold whatever clients recorded, so
-/// adding never drops a value.
+/// adding never drops a value, at the recorder's precision, so that the
+/// merge's buckets are the clients' own.
 fn empty_tally() -> Tally {
-    let mut latency_us = Histogram::new(3).expect("3 significant digits is a valid precision");
-    latency_us.auto(true);
-    Tally {
-        latency_us,
-        ..Tally::default()
-    }
+    let mut tally = Tally::default();
+    tally.latency_us.auto(true);
+    tally
 }
 
 /// The fair-bound model of all clients together: each client balances on
