@@ -12,7 +12,8 @@ pub struct Outcome {
     pub message: Option<String>,
 }
 
-/// 3 when no call succeeded at all, 1 when a verdict failed, else 0.
+/// 130/143 when a signal cut the run short; 3 when no call succeeded at
+/// all, or every endpoint went away mid-run; 1 when a verdict failed; else 0.
 pub fn exit_code(reports: &[Report]) -> Outcome {
     // A signal: 128 + its number, as a shell reports it (130 SIGINT, 143 SIGTERM).
     if let Some(cut) = reports.iter().find(|r| r.interrupted) {
@@ -23,20 +24,6 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             message: Some(format!(
                 "interrupted by {signal}: the report covers the {:.2}s measured before it (not judged)",
                 cut.elapsed_s
-            )),
-        };
-    }
-    if let Some(gone) = reports
-        .iter()
-        .find_map(|r| r.unreachable_since_s.map(|s| (r, s)))
-    {
-        let (report, since) = gone;
-        return Outcome {
-            code: 3,
-            message: Some(format!(
-                "nothing reachable since {since:+.2}s in {} mode against {}: every endpoint's connection failed; \
-                 the run ended there (check that the servers run)",
-                report.mode, report.target
             )),
         };
     }
@@ -69,6 +56,21 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
                 dead.mode,
                 dead.target,
                 codes.join(", ")
+            )),
+        };
+    }
+    // Some calls succeeded, then every endpoint went away.
+    if let Some(gone) = reports
+        .iter()
+        .find_map(|r| r.unreachable_since_s.map(|s| (r, s)))
+    {
+        let (report, since) = gone;
+        return Outcome {
+            code: 3,
+            message: Some(format!(
+                "nothing reachable since {since:+.2}s in {} mode against {}: every endpoint's connection failed; \
+                 the run ended there (check that the servers run)",
+                report.mode, report.target
             )),
         };
     }
