@@ -26,7 +26,9 @@ use crate::pick::RoundRobin;
 use crate::plan::{BenchPlan, RunMode};
 use crate::pool::{BackoffSettings, Engine, Pool};
 use crate::record::{EndpointKey, Live, Tallies};
-use crate::report::{ChangeReport, ClientIdentity, Report, RunInfo, load_and_client};
+use crate::report::{
+    ChangeReport, ClientIdentity, Report, RunInfo, StateReport, TransitionReport, load_and_client,
+};
 use crate::resolve::{self, Resolution};
 use crate::verdict::{Assertions, Balancing, judge};
 use follow::Follower;
@@ -180,7 +182,7 @@ async fn run_clusterip(
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let (result, cut) =
+            let (result, cut, _) =
                 measured(&pool, &load, dial, &attribution, "clusterip", plan.quiet).await;
             let info = RunInfo {
                 mode: "clusterip".into(),
@@ -227,7 +229,7 @@ async fn run_headless(
         concurrency: plan.load.concurrency,
     };
     windows::until_settled(plan, judged, async |load: LoadPlan| {
-        let (result, cut) = measured(
+        let (result, cut, measure_start) = measured(
             &pool,
             &load,
             dial,
@@ -236,6 +238,7 @@ async fn run_headless(
             plan.quiet,
         )
         .await;
+        let measure_end = Instant::now();
         let expected: Vec<EndpointKey> = pool
             .members()
             .iter()
@@ -270,7 +273,12 @@ async fn run_headless(
             balancing,
             judged,
         );
-        with_cut(with_client(report, &load, &result), cut)
+        let mut report = with_cut(with_client(report, &load, &result), cut);
+        let mut states = states(&pool, measure_start, measure_end);
+        for endpoint in &mut report.endpoints {
+            endpoint.state = states.remove(&endpoint.address);
+        }
+        report
     })
     .await
 }
@@ -297,22 +305,23 @@ async fn measured(
     attribution: &Attribution,
     label: &str,
     quiet: bool,
-) -> (RunResult, Option<Cut>) {
+) -> (RunResult, Option<Cut>, Instant) {
     let live = Arc::new(Live::default());
+    let measure_start = Instant::now() + load.warmup;
     let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
     let watch = Watch::start(
         Arc::clone(dial.interrupt),
         Arc::clone(pool),
         Arc::clone(&live),
         load.timeout,
-        Instant::now() + load.warmup,
+        measure_start,
     );
     let result = drive(Arc::clone(pool), load, dial.call.clone(), attribution, live).await;
     let cut = watch.cut().await;
     if let Some(progress) = progress {
         progress.finish();
     }
-    (result, cut)
+    (result, cut, measure_start)
 }
 
 /// Marks a run that was cut short: interrupted (not judged: a partial run
@@ -334,6 +343,52 @@ fn with_cut(mut report: Report, cut: Option<Cut>) -> Report {
         }
     }
     report
+}
+
+/// Each member's connection states over the run, by address; `start` is
+/// the end of the warm-up and `end` the end of the run.
+fn states(
+    pool: &Pool,
+    start: Instant,
+    end: Instant,
+) -> std::collections::BTreeMap<String, StateReport> {
+    let seconds = |at: Instant| {
+        let s = if at >= start {
+            at.duration_since(start).as_secs_f64()
+        } else {
+            -start.duration_since(at).as_secs_f64()
+        };
+        (s * 1000.0).round() / 1000.0
+    };
+    pool.members()
+        .iter()
+        .map(|member| {
+            let timeline = member.timeline();
+            let transitions = timeline.transitions();
+            // Time not ready within [start, end]: each state lasts until the next.
+            let mut unavailable = 0.0;
+            for (i, t) in transitions.iter().enumerate() {
+                let until = transitions.get(i + 1).map_or(end, |next| next.at);
+                let (from, until) = (t.at.max(start), until.min(end));
+                if t.state != crate::pool::State::Ready && until > from {
+                    unavailable += until.duration_since(from).as_secs_f64();
+                }
+            }
+            let report = StateReport {
+                now: timeline.state().name().to_string(),
+                unavailable_s: (unavailable * 1000.0).round() / 1000.0,
+                transitions: transitions
+                    .iter()
+                    .map(|t| TransitionReport {
+                        at_s: seconds(t.at),
+                        state: t.state.name().to_string(),
+                        reason: t.reason.as_ref().map(|r| r.to_string()),
+                    })
+                    .collect(),
+            };
+            (member.endpoint().address.clone(), report)
+        })
+        .collect()
 }
 
 /// Members that were never ready during the run, with the last reason they

@@ -28,9 +28,11 @@ pub async fn identify(pool: &Pool, call: &CallKind, identity_header: &str) -> Ve
         let asks = members
             .iter()
             .filter(|m| m.state() == State::Ready)
-            .map(|member| async move {
+            .enumerate()
+            // Request messages in turn (`--data-lines`), as the run sends them.
+            .map(|(message, member)| async move {
                 if let Ok(reply) =
-                    tokio::time::timeout_at(deadline, exchange(member, prepared, 0)).await
+                    tokio::time::timeout_at(deadline, exchange(member, prepared, message)).await
                     && let Some(identity) = &reply.identity
                 {
                     member.saw_identity(identity);

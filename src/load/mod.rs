@@ -103,6 +103,8 @@ struct Run {
     rows: Arc<Rows>,
     live: Arc<Live>,
     in_flight_at_end: AtomicU64,
+    /// The next request message when several are sent in turn.
+    next_message: std::sync::atomic::AtomicUsize,
 }
 
 impl LoadPlan {
@@ -146,6 +148,7 @@ pub async fn drive(
         rows: Arc::clone(&rows),
         live,
         in_flight_at_end: AtomicU64::new(0),
+        next_message: std::sync::atomic::AtomicUsize::new(0),
     });
     let engine = Arc::clone(pool.engine());
     let threads = engine.threads();
@@ -220,9 +223,22 @@ async fn call_loop(
     first_message: usize,
 ) -> Instant {
     let mut message = first_message;
+    // Several request messages (`--data-lines`) are sent in turn over the
+    // whole run, through one shared counter; a single message needs none.
+    let cycling = run.call.messages() > 1;
+    let next = |message: &mut usize| {
+        *message = if cycling {
+            run.next_message.fetch_add(1, Ordering::Relaxed)
+        } else {
+            message.wrapping_add(1)
+        };
+    };
+    if cycling {
+        next(&mut message);
+    }
     while Instant::now() < run.warmup_end && !run.live.stopped() {
         call_once(&run, message, None).await;
-        message = message.wrapping_add(1);
+        next(&mut message);
     }
     let mut last = Instant::now();
     let (mut done, mut errors) = (0u64, 0u64);
@@ -234,7 +250,7 @@ async fn call_loop(
             break;
         }
         let ok = call_once(&run, message, Some((&tally, intended))).await;
-        message = message.wrapping_add(1);
+        next(&mut message);
         last = Instant::now();
         if let Some(end) = run.end
             && last > end

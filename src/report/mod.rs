@@ -90,6 +90,33 @@ pub struct EndpointReport {
     /// Every successful call's latency in µs (HdrHistogram V2 + DEFLATE,
     /// base64), so that merged percentiles are exact.
     pub latency_histogram: String,
+
+    // -- Faults (issue 9). --
+    /// The connection's states during the run (headless runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateReport>,
+}
+
+/// One endpoint's connection states, as gRPC models them: `connecting`,
+/// `ready`, `transient_failure`, `draining`, `shutdown`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StateReport {
+    /// The state when the run ended.
+    pub now: String,
+    /// Seconds of the measured run the endpoint was not ready.
+    pub unavailable_s: f64,
+    /// Every change, oldest first; `at_s` counts from the end of the
+    /// warm-up (negative: before it).
+    pub transitions: Vec<TransitionReport>,
+}
+
+/// One state change.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TransitionReport {
+    pub at_s: f64,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A change of the endpoint set during the run.
@@ -221,6 +248,7 @@ impl Report {
                 error_codes: tally.error_codes.clone(),
                 error_messages: tally.error_messages.clone(),
                 latency_histogram: histogram::encode(&tally.latency_us),
+                state: None,
             })
             .collect();
         let rps = if info.elapsed_s > 0.0 {

@@ -119,6 +119,27 @@ pub fn render(report: &Report, style: &Style) -> String {
             4,
         ));
     }
+    for e in &report.endpoints {
+        if let Some(state) = e
+            .state
+            .as_ref()
+            .filter(|s| s.now != "ready" || s.unavailable_s > 0.0)
+        {
+            let last = state.transitions.last();
+            let why = last
+                .and_then(|t| t.reason.as_deref())
+                .map_or(String::new(), |r| format!(" ({r})"));
+            let since = last.map_or(String::new(), |t| format!(" since {:+.2}s", t.at_s));
+            lines.push(wrap(
+                &format!(
+                    "  state: {} {}{since}{why}; unavailable {:.2}s of the run",
+                    e.name, state.now, state.unavailable_s
+                ),
+                style,
+                4,
+            ));
+        }
+    }
     for notice in &report.notices {
         lines.push(wrap(&format!("  note: {notice}"), style, 4));
     }
