@@ -15,6 +15,7 @@ pub mod demo;
 pub mod etcd;
 mod failure;
 pub mod load;
+pub mod metadata;
 pub mod pick;
 pub mod plan;
 pub mod pool;
@@ -26,6 +27,7 @@ pub mod resolve;
 pub mod serve;
 pub mod signal;
 pub mod target;
+pub mod tls;
 pub mod verdict;
 pub mod watch;
 

@@ -706,7 +706,11 @@ mod tests {
 
     #[test]
     fn redact_leaves_targets_without_credentials_alone() {
-        for input in ["etcd://127.0.0.1:2379/a@b", "echo.default:grpc", "ipv4:1.2.3.4:5"] {
+        for input in [
+            "etcd://127.0.0.1:2379/a@b",
+            "echo.default:grpc",
+            "ipv4:1.2.3.4:5",
+        ] {
             assert_eq!(redact(input), input);
         }
         assert_eq!(redact("etcd://a:b:c@h:1/p"), "etcd://a:<redacted>@h:1/p");

@@ -226,7 +226,9 @@ fn scrub_endpoints(mut detail: String, endpoints: &[String]) -> String {
 
 /// The password (or token) part of an endpoint's userinfo.
 fn password_of(endpoint: &str) -> Option<&str> {
-    let authority = endpoint.split_once("://").map_or(endpoint, |(_, rest)| rest);
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
     let (info, _) = authority.split('/').next()?.rsplit_once('@')?;
     let secret = info.split_once(':').map_or(info, |(_, password)| password);
     Some(secret).filter(|s| !s.is_empty())
@@ -401,7 +403,9 @@ mod tests {
         let endpoints = vec!["http://root:s3cret-pw@127.0.0.1:1".to_string()];
         let err = EtcdError::from_client(
             &endpoints,
-            etcd_client::Error::InvalidArgs("bad uri http://root:s3cret-pw@127.0.0.1:1 (s3cret-pw)".into()),
+            etcd_client::Error::InvalidArgs(
+                "bad uri http://root:s3cret-pw@127.0.0.1:1 (s3cret-pw)".into(),
+            ),
         );
         let text = err.to_string();
         assert!(!text.contains("s3cret-pw"), "{text}");
