@@ -6,16 +6,14 @@ mod print;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{Cli, Command};
+use cli::Command;
 use grpclb::Failure;
 use grpclb::plan::Output;
 use grpclb::report::Report;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     match dispatch(cli.command).await {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {

@@ -53,6 +53,10 @@ pub struct BenchPlan {
     /// No live progress view.
     pub quiet: bool,
     pub resolve: ResolveOptions,
+    /// Dial over TLS (`None`: plaintext HTTP/2).
+    pub tls: Option<crate::tls::ClientTls>,
+    /// Metadata and `:authority` of every call.
+    pub metadata: crate::metadata::CallMetadata,
 }
 
 /// A validated `resolve` invocation.
@@ -88,6 +92,8 @@ pub struct ServePlan {
     pub name: Option<String>,
     /// Register in etcd while serving (`--register`).
     pub register: Option<RegisterPlan>,
+    /// Serve over TLS (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// A validated registration, waiting for its address when that is only

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
+use super::{ConnectArgs, DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
 use grpclb::Failure;
 use grpclb::load::{CallKind, LoadPlan, Stop};
 use grpclb::pick::Policy;
@@ -93,9 +93,9 @@ pub struct BenchArgs {
     /// The Service (ClusterIP) address to dial in clusterip mode, when TARGET lists the pods.
     #[arg(long)]
     pub clusterip_target: Option<String>,
-    /// HTTP/2 connections held to the Service address in clusterip mode.
-    #[arg(long, default_value_t = 1)]
-    pub connections: usize,
+    /// HTTP/2 connections held to the Service address in clusterip mode [default: 1].
+    #[arg(long)]
+    pub connections: Option<usize>,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Fail (exit 1) unless every endpoint got calls and its count lies within the bound of a fair
@@ -134,6 +134,8 @@ pub struct BenchArgs {
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
@@ -207,9 +209,10 @@ impl LoadArgs {
 impl BenchArgs {
     /// Validates every flag and the target; errors are usage errors (exit 2).
     pub fn plan(self) -> Result<BenchPlan, Failure> {
+        super::applies::check_bench(&self)?;
         let target = Target::parse(&self.target)?;
         let load = self.load.plan(10_000)?;
-        if self.connections == 0 {
+        if self.connections == Some(0) {
             return Err(Failure::Usage("--connections must be at least 1".into()));
         }
         if let Some(d) = self.max_deviation
@@ -238,7 +241,7 @@ impl BenchArgs {
             && wants_clusterip;
         // TARGET lists the pods unless it is the Service address itself.
         let pods_known = !(wants_clusterip && service_address.is_none()) || service_of_target;
-        let connections = self.connections;
+        let connections = self.connections.unwrap_or(1);
         let clusterip_run = |address: String| RunMode::ClusterIp {
             address,
             connections,
@@ -322,7 +325,13 @@ impl BenchArgs {
                 self.target
             )));
         }
+        let metadata = self.connect.metadata()?;
+        let tls = self
+            .connect
+            .client_tls(&target, &metadata, &self.discovery.cluster_domain)?;
         Ok(BenchPlan {
+            tls,
+            metadata,
             target,
             pods_known,
             runs,

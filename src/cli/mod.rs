@@ -3,13 +3,16 @@
 //! that step are the exit-code-2 errors. Nothing past this module sees a
 //! raw flag.
 
+mod applies;
 mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod parse;
 mod register;
 mod resolve;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -17,9 +20,11 @@ pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use parse::parse;
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
+pub use tls::ConnectArgs;
 
 /// Diagnose and benchmark gRPC load balancing: see whether calls spread
 /// across your pods, through a ClusterIP Service and with per-call balancing.

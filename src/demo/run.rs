@@ -50,6 +50,8 @@ pub async fn run(
         output: plan.output,
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),
+        tls: None,
+        metadata: Default::default(),
     };
     let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
     announce(format!(

@@ -6,22 +6,23 @@
 mod echo;
 mod identity;
 mod run;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use http::HeaderValue;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tower::util::MapResponseLayer;
+use tower::util::{MapRequestLayer, MapResponseLayer};
 
 pub use echo::EchoService;
 pub use identity::Identity;
 pub use run::run;
 
 use crate::proto::echo_server::EchoServer;
+use crate::tls::ServerTls;
 
 /// The response header every reply carries: the gRPC interop servers'
 /// convention, read by `grpclb bench` by default.
@@ -50,11 +51,22 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { address, source })
 }
 
-/// Serves on `listener` until `shutdown` completes, then stops accepting,
-/// reports NOT_SERVING and lets in-flight calls finish.
+/// Serves plaintext HTTP/2 on `listener` until `shutdown` completes, then
+/// stops accepting, reports NOT_SERVING and lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
     identity: Identity,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    serve_tls(listener, identity, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (with client certificates
+/// required when it has a client CA).
+pub async fn serve_tls(
+    listener: TcpListener,
+    identity: Identity,
+    tls: Option<&ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let header = HeaderValue::from_str(&identity.name)
@@ -89,8 +101,9 @@ pub async fn serve(
             .set_not_serving::<EchoServer<EchoService>>()
             .await;
     };
-    Server::builder()
+    tls::builder(tls)?
         .layer(name_every_reply)
+        .layer(MapRequestLayer::new(tls::keep_authority))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Identity, bind, serve};
+use super::{Identity, bind, serve_tls};
 use crate::Failure;
 use crate::etcd::Metadata;
 use crate::plan::{RegisterPlan, ServePlan};
@@ -25,12 +25,21 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
-    eprintln!("grpclb serve: listening on {bound} as {}", identity.name);
+    let security = match &plan.tls {
+        Some(tls) if tls.requires_client_certificate() => " (TLS, client certificates required)",
+        Some(_) => " (TLS)",
+        None => "",
+    };
+    eprintln!(
+        "grpclb serve: listening on {bound}{security} as {}",
+        identity.name
+    );
     let registration = match &plan.register {
         Some(register) => Some(register_self(register, bound, &identity).await?),
         None => None,
     };
-    serve(listener, identity, deregister_then(registration, shutdown))
+    let shutdown = deregister_then(registration, shutdown);
+    serve_tls(listener, identity, plan.tls.as_ref(), shutdown)
         .await
         .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
