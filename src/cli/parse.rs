@@ -63,3 +63,46 @@ fn negative_in_words(error: clap::Error, command: &mut clap::Command) -> clap::E
         format!("{flag} cannot be negative (got {value}); see --help for its range"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::try_parse_from;
+    use crate::cli::Command;
+
+    /// Parses and plans `grpclb bench ipv4:127.0.0.1:1 FLAG VALUE`; the
+    /// error's text when either step refuses it.
+    fn bench_with(flag: &str, value: &str) -> Result<(), String> {
+        let cli = try_parse_from(["grpclb", "bench", "ipv4:127.0.0.1:1", flag, value])
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Bench(args) => args.plan().map(|_| ()).map_err(|e| e.to_string()),
+            _ => Err("not bench".into()),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_number_or_duration_is_planned_or_refused_by_name(
+            flag in prop::sample::select(vec![
+                "--concurrency", "--requests", "--rate", "--duration", "--warmup", "--timeout",
+                "--max-deviation", "--max-ratio", "--chi2-p", "--max-errors", "--expect-endpoints",
+                "--settle", "--payload-bytes", "--weights",
+            ]),
+            value in prop_oneof![
+                "-?[0-9]{1,25}(\\.[0-9]{1,5})?(e[+-]?[0-9]{1,3})?",
+                "-?[0-9]{1,22}(ns|ms|s|m|h|d|%)",
+                "[ -~]{0,12}",
+                Just("NaN".to_string()), Just("inf".to_string()), Just("-inf".to_string()),
+            ],
+        ) {
+            if let Err(message) = bench_with(flag, &value) {
+                let named = message.contains(flag)
+                    || (flag == "--requests" && message.contains("--duration"));
+                prop_assert!(named, "{} {:?}: {}", flag, value, message);
+                prop_assert!(!message.contains("-- -"), "clap's tip: {}", message);
+            }
+        }
+    }
+}
