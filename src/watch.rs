@@ -55,7 +55,19 @@ pub async fn run(
     plan: &ResolvePlan,
     sink: &mut dyn FnMut(WatchEvent) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let mut resolution = resolve::start(&plan.target, &plan.resolve).await?;
+    // --duration bounds the whole watch, the first resolution included.
+    let stop_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
+    let first = resolve::start(&plan.target, &plan.resolve);
+    let mut resolution = match plan.duration.filter(|_| plan.watch) {
+        Some(limit) => tokio::time::timeout(limit, first).await.map_err(|_| {
+            Failure::CannotRun(format!(
+                "--duration {} ended before {} resolved to a first set",
+                humantime::format_duration(limit),
+                plan.target
+            ))
+        })??,
+        None => first.await?,
+    };
     if !plan.watch {
         let (endpoints, notices) = first_set(&mut resolution).await;
         return sink(WatchEvent::First {
@@ -80,7 +92,6 @@ pub async fn run(
         endpoints: 0,
         ready: 0,
     };
-    let stop_at = plan.duration.map(|d| tokio::time::Instant::now() + d);
     let deadline = async move {
         match stop_at {
             Some(at) => tokio::time::sleep_until(at).await,

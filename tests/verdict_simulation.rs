@@ -398,7 +398,8 @@ fn one_connection_is_too_few_to_judge_and_says_how_many_are_needed() {
     };
     let judge = Judge::new(&default_verdict(), balancing, &[0.2; 5], CALLS);
     let names: Vec<String> = (1..=5).map(|i| format!("pod-{i}")).collect();
-    let (findings, too_few) = judge.findings(&names, &[CALLS, 0, 0, 0, 0]);
+    let counts = [CALLS, 0, 0, 0, 0];
+    let (findings, too_few) = judge.findings(&names, &counts, &counts);
     let too_few = too_few.expect("one connection cannot be judged");
     assert_eq!((too_few.unit.as_str(), too_few.have), ("connections", 1));
     assert!(too_few.needed.is_some_and(|n| n > 100));

@@ -121,6 +121,11 @@ pub struct BenchArgs {
     /// Fail when more calls failed than this: a count (0) or a percentage (1%).
     #[arg(long, value_parser = parse_error_budget)]
     pub max_errors: Option<ErrorBudget>,
+    /// Fail when one endpoint's calls fail beyond this: a count (0) or a percentage of its calls
+    /// (5%). With --assert-even the default is 1% of its calls or the calls in flight, whichever
+    /// is more (what a pod that dies mid-run loses).
+    #[arg(long, value_parser = parse_error_budget, value_name = "BUDGET")]
+    pub max_endpoint_errors: Option<ErrorBudget>,
     /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
     /// expect nothing) or one weight per endpoint in target order (9,1).
     #[arg(long, value_parser = parse_weights)]
@@ -299,6 +304,7 @@ impl BenchArgs {
             expect_endpoints: self.expect_endpoints,
             all_endpoints_hit: self.all_endpoints_hit || self.assert_even,
             max_errors: self.max_errors,
+            endpoint_errors: self.max_endpoint_errors,
             weights: self.weights.clone(),
         };
         if self.settle.is_some() && !assertions.any() {
@@ -343,7 +349,7 @@ impl BenchArgs {
             quiet: self.load.quiet,
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }

@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::Args;
 
 use super::parse_duration;
+use grpclb::Failure;
 use grpclb::resolve::ResolveOptions;
+
+/// The longest `--resolve-timeout` accepted.
+const MAX_RESOLVE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Where endpoints come from: cluster access, DNS refresh, conditions.
 #[derive(Debug, Clone, Args)]
@@ -26,19 +30,30 @@ pub struct DiscoveryArgs {
     /// Also balance onto endpoints that are terminating but still serving.
     #[arg(long)]
     pub include_terminating: bool,
+    /// Give up (exit 3) when the first endpoint set has not arrived within this long.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", value_name = "D")]
+    pub resolve_timeout: Duration,
 }
 
 impl DiscoveryArgs {
-    /// The resolver settings these flags ask for.
-    pub fn options(&self) -> ResolveOptions {
-        ResolveOptions {
+    /// The resolver settings these flags ask for; a usage error when one
+    /// is out of range.
+    pub fn options(&self) -> Result<ResolveOptions, Failure> {
+        if self.resolve_timeout.is_zero() || self.resolve_timeout > MAX_RESOLVE_TIMEOUT {
+            return Err(Failure::Usage(format!(
+                "--resolve-timeout {} is out of range; give a duration from 1ms to 1h (e.g. 30s)",
+                humantime::format_duration(self.resolve_timeout)
+            )));
+        }
+        Ok(ResolveOptions {
             dns_refresh: self.dns_refresh,
             include_terminating: self.include_terminating,
             kubeconfig: self.kubeconfig.clone(),
             kube_context: self.context.clone(),
             cluster_domain: self.cluster_domain.clone(),
+            first_set_timeout: self.resolve_timeout,
             ..ResolveOptions::default()
-        }
+        })
     }
 }
 

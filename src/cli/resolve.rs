@@ -46,7 +46,7 @@ impl ResolveArgs {
             output: self.output.into(),
             resolve: ResolveOptions {
                 etcd: self.etcd.options(),
-                ..self.discovery.options()
+                ..self.discovery.options()?
             },
         })
     }

@@ -115,6 +115,10 @@ impl Recorder {
 #[derive(Debug, Clone, Default)]
 pub struct Tallies {
     pub rows: Vec<(EndpointKey, Tally)>,
+    /// Endpoints (by address) that could not be reached, with why in words
+    /// (`connection refused`); they fail the verdict by name when they
+    /// answered no call.
+    pub unreachable: BTreeMap<String, String>,
 }
 
 impl Tallies {
@@ -135,7 +139,10 @@ impl Tallies {
                 rows.push((key.clone(), tally.clone()));
             }
         }
-        Tallies { rows }
+        Tallies {
+            rows,
+            unreachable: BTreeMap::new(),
+        }
     }
 
     /// Rows of real endpoints (without the [`NO_ENDPOINT`] row).
@@ -151,6 +158,17 @@ impl Tallies {
         }
         total
     }
+}
+
+/// Error counts by code, most frequent first: "37 UNAVAILABLE, 2 DEADLINE_EXCEEDED".
+pub fn codes_text(error_codes: &BTreeMap<String, u64>) -> String {
+    let mut by_count: Vec<(&String, &u64)> = error_codes.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    by_count
+        .iter()
+        .map(|(code, n)| format!("{n} {code}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counters the live progress view reads while the run goes on.

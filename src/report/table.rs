@@ -4,6 +4,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 
 use super::Report;
+use crate::record::codes_text;
 use crate::verdict::{NOT_JUDGED, NOTHING_ASKED};
 
 const BAR_WIDTH: usize = 20;
@@ -25,7 +26,11 @@ pub fn render(report: &Report) -> String {
             e.requests.to_string(),
             format!("{:.1}%", e.share * 100.0),
             bar(e.share),
-            e.errors.to_string(),
+            if e.errors == 0 {
+                "0".to_string()
+            } else {
+                codes_text(&e.error_codes)
+            },
             ms(e.latency_ms.p50),
             ms(e.latency_ms.p90),
             ms(e.latency_ms.p99),

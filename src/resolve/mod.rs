@@ -142,7 +142,13 @@ pub struct ResolveOptions {
     pub cluster_domain: String,
     /// How to reach etcd (credentials, TLS, reconnect backoff).
     pub etcd: crate::etcd::EtcdOptions,
+    /// The longest wait for the first set (or the Service's address): a
+    /// source that never answers fails the run instead of hanging it.
+    pub first_set_timeout: Duration,
 }
+
+/// How long the first set may take by default (`--resolve-timeout`).
+pub const DEFAULT_FIRST_SET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The DNS domain of most clusters (kubelet's `--cluster-domain` default).
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
@@ -156,6 +162,7 @@ impl Default for ResolveOptions {
             kube_context: None,
             cluster_domain: DEFAULT_CLUSTER_DOMAIN.to_string(),
             etcd: crate::etcd::EtcdOptions::default(),
+            first_set_timeout: DEFAULT_FIRST_SET_TIMEOUT,
         }
     }
 }
@@ -261,8 +268,60 @@ where
     })
 }
 
-/// Starts resolving `target`.
+/// Starts resolving `target`: waits for the first set, at most
+/// `options.first_set_timeout`, saying on stderr what it waits for when the
+/// source is slow to answer.
 pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resolution, ResolveError> {
+    bounded(
+        target,
+        options.first_set_timeout,
+        start_source(target, options),
+    )
+    .await
+}
+
+/// After this long without an answer, say what is being waited for.
+const SLOW_ANSWER: Duration = Duration::from_secs(2);
+
+/// Runs `work` (a first resolution or look-up for `target`) for at most
+/// `limit`, with a word on stderr once it is slow, so that a server that
+/// accepts connections and never answers cannot hang a run.
+async fn bounded<T>(
+    target: &Target,
+    limit: Duration,
+    work: impl Future<Output = Result<T, ResolveError>>,
+) -> Result<T, ResolveError> {
+    let waiting_for = match target {
+        Target::Kubernetes { .. } => "the Kubernetes API server",
+        Target::Etcd { .. } => "etcd",
+        Target::Dns { .. } | Target::HostPort { .. } => "the DNS server",
+        Target::Static { .. } => "the static list",
+    };
+    let work = tokio::time::timeout(limit, work);
+    tokio::pin!(work);
+    let answered = tokio::select! {
+        answered = &mut work => answered,
+        () = tokio::time::sleep(SLOW_ANSWER.min(limit)) => {
+            eprintln!(
+                "grpclb: waiting for {waiting_for} to answer for {target} (giving up after {}; --resolve-timeout sets it)",
+                humantime::format_duration(limit)
+            );
+            work.await
+        }
+    };
+    answered.unwrap_or_else(|_| {
+        Err(ResolveError::Failed(format!(
+            "{waiting_for} did not answer for {target} within {}: it accepts connections but sends nothing back, \
+             or is overloaded; check the address (and proxies), or allow longer with --resolve-timeout",
+            humantime::format_duration(limit)
+        )))
+    })
+}
+
+async fn start_source(
+    target: &Target,
+    options: &ResolveOptions,
+) -> Result<Resolution, ResolveError> {
     match target {
         Target::Static { addresses } => static_list::start(addresses.clone()).await,
         // An IP is one endpoint; a name resolves through DNS, as gRPC's
@@ -288,6 +347,16 @@ pub async fn start(target: &Target, options: &ResolveOptions) -> Result<Resoluti
 /// number (looked up when the target names the port); the one address of
 /// any other single-address target.
 pub async fn service_address(
+    target: &Target,
+    options: &ResolveOptions,
+) -> Result<String, ResolveError> {
+    bounded(target, options.first_set_timeout, async {
+        service_address_of(target, options).await
+    })
+    .await
+}
+
+async fn service_address_of(
     target: &Target,
     options: &ResolveOptions,
 ) -> Result<String, ResolveError> {

@@ -22,6 +22,10 @@ pub struct Assertions {
     /// Fail when an endpoint expected to get calls got none.
     pub all_endpoints_hit: bool,
     pub max_errors: Option<ErrorBudget>,
+    /// Fail when one endpoint's calls fail beyond this (`--max-endpoint-errors`);
+    /// with `--assert-even` and no budget given, the larger of 1% of its
+    /// calls and the calls in flight (what a pod that dies can lose).
+    pub endpoint_errors: Option<ErrorBudget>,
     /// A deliberately unequal expectation; `None` = every endpoint equal.
     pub weights: Option<Weights>,
 }
@@ -36,6 +40,7 @@ impl Assertions {
             || self.expect_endpoints.is_some()
             || self.all_endpoints_hit
             || self.max_errors.is_some()
+            || self.endpoint_errors.is_some()
     }
 
     /// True when a check about how calls spread over endpoints was asked

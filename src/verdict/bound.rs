@@ -27,6 +27,16 @@ pub enum Balancing {
     },
 }
 
+impl Balancing {
+    /// Calls in flight at most: what one endpoint can lose when it dies.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Balancing::PerCall { concurrency, .. }
+            | Balancing::PerConnection { concurrency, .. } => *concurrency,
+        }
+    }
+}
+
 /// A range of calls, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {

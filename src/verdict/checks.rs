@@ -118,7 +118,7 @@ impl Judge {
             return false;
         }
         let mut held = true;
-        self.violations(counts, None, &mut |_| held = false);
+        self.violations(counts, counts, None, &mut |_| held = false);
         held
     }
 
@@ -182,21 +182,35 @@ impl Judge {
     }
 
     /// Every failed check as a finding, and the too-few summary if any.
-    pub fn findings(&self, names: &[String], counts: &[u64]) -> (Vec<Finding>, Option<TooFew>) {
+    /// `counts` are the calls each endpoint got, `answered` its successful
+    /// ones: an endpoint counts as hit only when it answered.
+    pub fn findings(
+        &self,
+        names: &[String],
+        counts: &[u64],
+        answered: &[u64],
+    ) -> (Vec<Finding>, Option<TooFew>) {
         let spread = self.spread(counts);
         let mut findings = Vec::new();
         let mut idle = Vec::new();
-        self.violations(counts, Some(&spread), &mut |v| match v {
-            Violation::Idle { i } => idle.push(names[i].clone()),
+        self.violations(counts, answered, Some(&spread), &mut |v| match v {
+            Violation::Idle { i } => idle.push(i),
             v => findings.push(self.describe(v, names, counts, &spread)),
         });
         if !idle.is_empty() {
-            let message = format!("all-endpoints-hit: {} got no calls (idle)", idle.join(", "));
+            let said: Vec<String> = idle
+                .iter()
+                .map(|&i| match counts[i] {
+                    0 => format!("{} got no calls (idle)", names[i]),
+                    n => format!("{} answered none of its {n} calls", names[i]),
+                })
+                .collect();
+            let message = format!("all-endpoints-hit: {}", said.join("; "));
             findings.insert(
                 0,
                 Finding {
                     check: "all-endpoints-hit".into(),
-                    endpoints: idle,
+                    endpoints: idle.iter().map(|&i| names[i].clone()).collect(),
                     observed: 0.0,
                     bound: Some(1.0),
                     by: Some(1.0),
@@ -252,6 +266,7 @@ impl Judge {
     fn violations(
         &self,
         counts: &[u64],
+        answered: &[u64],
         spread: Option<&Spread>,
         found: &mut dyn FnMut(Violation),
     ) {
@@ -297,14 +312,14 @@ impl Judge {
             found(Violation::Chi2 { p: s.chi2_p });
         }
         if a.all_endpoints_hit && judged("all-endpoints-hit") {
-            for (i, (n, p)) in counts.iter().zip(&self.shares).enumerate() {
+            for (i, (n, p)) in answered.iter().zip(&self.shares).enumerate() {
                 if *n == 0 && *p > 0.0 {
                     found(Violation::Idle { i });
                 }
             }
         }
         if let Some(expected) = a.expect_endpoints {
-            let hit = counts.iter().filter(|n| **n > 0).count();
+            let hit = answered.iter().filter(|n| **n > 0).count();
             if hit != expected {
                 found(Violation::Endpoints { hit });
             }

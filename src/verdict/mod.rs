@@ -10,6 +10,7 @@
 mod assertions;
 mod bound;
 mod checks;
+mod errors;
 mod spread;
 mod words;
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 pub use assertions::{Assertions, ErrorBudget, Weights};
 pub use bound::{Balancing, DETECTION, FALSE_ALARM, Model, Range, binomial_range};
 pub use checks::Judge;
+pub use errors::EndpointBudget;
 pub use spread::Spread;
 
 use crate::record::Tallies;
@@ -156,25 +158,55 @@ pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -
     };
     let names: Vec<String> = endpoints.iter().map(|(n, _)| n.clone()).collect();
     // Endpoints added above (unseen, or named only by --weights) got nothing.
+    let tally_of = |name: &str, address: &str| {
+        tallies
+            .endpoints()
+            .find(|(key, _)| key.name == name && key.address == address)
+            .map(|(_, tally)| tally)
+    };
     let counts: Vec<u64> = endpoints
         .iter()
-        .map(|(name, address)| {
-            tallies
-                .endpoints()
-                .find(|(key, _)| &key.name == name && &key.address == address)
-                .map_or(0, |(_, tally)| tally.requests())
-        })
+        .map(|(name, address)| tally_of(name, address).map_or(0, |t| t.requests()))
         .collect();
+    let answered: Vec<u64> = endpoints
+        .iter()
+        .map(|(name, address)| tally_of(name, address).map_or(0, |t| t.ok))
+        .collect();
+    // An endpoint that could never be reached expects no calls: a fair
+    // balancer spreads its part over the others, so they are judged
+    // without it, and it fails by name below.
+    let unreachable: Vec<Option<&String>> = endpoints
+        .iter()
+        .zip(&answered)
+        .map(|((_, address), ok)| tallies.unreachable.get(address).filter(|_| *ok == 0))
+        .collect();
+    let shares = without_unreachable(shares, &unreachable);
     let calls: u64 = counts.iter().sum();
     let judge = Judge::new(assertions, balancing, &shares, calls);
     let spread = judge.spread(&counts);
-    let (spread_findings, too_few) = judge.findings(&names, &counts);
+    if assertions.spread || assertions.all_endpoints_hit || assertions.expect_endpoints.is_some() {
+        findings.extend(errors::unreachable(&endpoints, &unreachable));
+    }
+    let (spread_findings, too_few) = judge.findings(&names, &counts, &answered);
     findings.extend(spread_findings);
     let mut checked = judge.checked();
     if let Some(budget) = assertions.max_errors {
-        let (finding, shown) = error_check(tallies, budget);
+        let (finding, shown) = errors::run_check(tallies, budget);
         checked.push(format!("errors <= {shown}"));
         findings.extend(finding);
+    }
+    let endpoint_budget = assertions
+        .endpoint_errors
+        .map(EndpointBudget::Asked)
+        .or_else(|| {
+            assertions
+                .spread
+                .then(|| EndpointBudget::default_for(balancing))
+        });
+    if let Some(budget) = endpoint_budget {
+        let (endpoint_findings, shown) = errors::endpoint_check(tallies, budget);
+        checked.push(format!("errors per endpoint <= {shown}"));
+        findings.extend(endpoint_findings);
     }
     Verdict {
         even: !endpoints.is_empty() && judge.even(&counts),
@@ -203,58 +235,23 @@ fn equal_shares(k: usize) -> Vec<f64> {
     vec![1.0 / k.max(1) as f64; k]
 }
 
-/// The error budget check: a finding when it failed, and the budget shown.
-fn error_check(tallies: &Tallies, budget: ErrorBudget) -> (Option<Finding>, String) {
-    let total = tallies.total();
-    let (allowed, shown) = match budget {
-        ErrorBudget::Count(n) => (n, format!("{n}")),
-        ErrorBudget::Fraction(f) => (
-            (f * total.requests() as f64).floor() as u64,
-            format!("{:.2}%", f * 100.0),
-        ),
-    };
-    let finding = (total.errors > allowed).then(|| Finding {
-        check: "max-errors".into(),
-        endpoints: tallies
-            .rows
-            .iter()
-            .filter(|(_, t)| t.errors > 0)
-            .map(|(key, _)| key.name.clone())
-            .collect(),
-        observed: total.errors as f64,
-        bound: Some(allowed as f64),
-        by: Some((total.errors - allowed) as f64),
-        unit: "errors".into(),
-        message: format!(
-            "max-errors: {} of {} calls failed; at most {shown} allowed{}",
-            total.errors,
-            total.requests(),
-            error_breakdown(tallies)
-        ),
-    });
-    (finding, shown)
-}
-
-/// Where errors happened, as " (pod-b: 12 UNAVAILABLE)".
-fn error_breakdown(tallies: &Tallies) -> String {
-    let parts: Vec<String> = tallies
-        .rows
+/// The shares with unreachable endpoints' parts spread over the rest, in
+/// proportion; unchanged when nothing would be left.
+fn without_unreachable(shares: Vec<f64>, unreachable: &[Option<&String>]) -> Vec<f64> {
+    let left: f64 = shares
         .iter()
-        .filter(|(_, t)| t.errors > 0)
-        .map(|(key, t)| {
-            let codes: Vec<String> = t
-                .error_codes
-                .iter()
-                .map(|(c, n)| format!("{n} {c}"))
-                .collect();
-            format!("{}: {}", key.name, codes.join(", "))
-        })
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", parts.join("; "))
+        .zip(unreachable)
+        .filter(|(_, dead)| dead.is_none())
+        .map(|(p, _)| p)
+        .sum();
+    if left <= 0.0 || unreachable.iter().all(Option::is_none) {
+        return shares;
     }
+    shares
+        .iter()
+        .zip(unreachable)
+        .map(|(p, dead)| if dead.is_some() { 0.0 } else { p / left })
+        .collect()
 }
 
 fn round4(x: f64) -> f64 {
@@ -282,7 +279,10 @@ mod tests {
                 (key, tally)
             })
             .collect();
-        Tallies { rows }
+        Tallies {
+            rows,
+            ..Tallies::default()
+        }
     }
 
     fn per_call(policy: Policy) -> Balancing {
@@ -441,5 +441,69 @@ mod tests {
         assert!(!v.passed);
         assert_eq!(v.failed[0].check, "max-errors");
         assert!(v.failures[0].contains("b: 5 UNAVAILABLE"));
+    }
+
+    #[test]
+    fn a_pod_that_fails_every_call_fails_the_even_check_with_its_codes() {
+        let mut r = report(&[("a", 3334), ("b", 3333), ("c", 3333)]);
+        let c = &mut r.rows[2].1;
+        c.ok = 0;
+        c.errors = 3333;
+        c.error_codes.insert("UNAVAILABLE".into(), 3333);
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        let checks: Vec<&str> = v.failed.iter().map(|f| f.check.as_str()).collect();
+        assert!(checks.contains(&"endpoint-errors"), "{checks:?}");
+        assert!(checks.contains(&"all-endpoints-hit"), "{checks:?}");
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("c failed 3333 of its 3333 calls (3333 UNAVAILABLE)")),
+            "{:?}",
+            v.failures
+        );
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("c answered none of its 3333 calls")),
+            "{:?}",
+            v.failures
+        );
+    }
+
+    #[test]
+    fn errors_within_the_calls_in_flight_pass_by_default() {
+        let mut r = report(&[("a", 5000), ("b", 5000)]);
+        let b = &mut r.rows[1].1;
+        b.ok -= 8;
+        b.errors = 8;
+        b.error_codes.insert("UNAVAILABLE".into(), 8);
+        assert!(judge(&r, &even(), per_call(Policy::RoundRobin)).passed);
+        let strict = Assertions {
+            endpoint_errors: Some(ErrorBudget::Count(0)),
+            ..even()
+        };
+        assert!(!judge(&r, &strict, per_call(Policy::RoundRobin)).passed);
+    }
+
+    #[test]
+    fn an_unreachable_pod_fails_by_name_and_the_others_share_its_part() {
+        let mut r = report(&[("a", 3333), ("b", 3334), ("c", 3333), ("dead", 0)]);
+        r.unreachable
+            .insert("dead:80".into(), "connection refused".into());
+        let v = judge(&r, &even(), per_call(Policy::RoundRobin));
+        assert!(!v.passed);
+        assert_eq!(
+            v.failed.len(),
+            1,
+            "only the dead pod is blamed: {:?}",
+            v.failures
+        );
+        assert_eq!(
+            v.failures[0],
+            "reachable: dead (dead:80) unreachable for the whole run: connection refused"
+        );
+        let dead = v.bounds.iter().find(|b| b.name == "dead").expect("a bound");
+        assert_eq!((dead.low, dead.high), (0, 0));
     }
 }

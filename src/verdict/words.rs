@@ -153,7 +153,7 @@ impl Judge {
                 0.0,
                 1.0,
                 "calls",
-                format!("all-endpoints-hit: {} got no calls (idle)", names[i]),
+                format!("all-endpoints-hit: {} answered no call", names[i]),
             ),
             Violation::Endpoints { hit } => {
                 let expected = self.assertions.expect_endpoints.unwrap_or_default();
