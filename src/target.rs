@@ -220,11 +220,11 @@ fn credentials_problem(input: &str, userinfo: &str) -> String {
     let for_etcd = input.starts_with("etcd://");
     let how = match (for_etcd, user) {
         (true, Some(user)) => format!(
-            "pass --etcd-user {user:?} and the password in ETCDCTL_PASSWORD (or --etcd-password),              so that it stays out of process lists and messages"
+            "pass --etcd-user {user:?} and the password in ETCDCTL_PASSWORD (or --etcd-password), so that it stays out of process lists and messages"
         ),
-        (true, None) => "pass --etcd-user NAME and the password in ETCDCTL_PASSWORD                          (or --etcd-password), so that it stays out of process lists and messages"
+        (true, None) => "pass --etcd-user NAME and the password in ETCDCTL_PASSWORD (or --etcd-password), so that it stays out of process lists and messages"
             .to_string(),
-        (false, _) => "targets take no credentials; remove the part before '@'                        (etcd takes --etcd-user and ETCDCTL_PASSWORD, Kubernetes reads its kubeconfig)"
+        (false, _) => "targets take no credentials; remove the part before '@' (etcd takes --etcd-user and ETCDCTL_PASSWORD, Kubernetes reads its kubeconfig)"
             .to_string(),
     };
     format!("the target carries credentials before '@' (shown redacted); {how}")
