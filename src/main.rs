@@ -27,6 +27,9 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Bench(args) => {
             let plan = args.plan()?;
+            if let Some(warning) = plan.tls.as_ref().and_then(|tls| tls.summary().warning.as_ref()) {
+                eprintln!("grpclb: WARNING: {warning}");
+            }
             let reports = grpclb::bench::run(&plan).await?;
             finish(&reports, plan.output)
         }

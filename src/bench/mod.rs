@@ -232,5 +232,8 @@ fn judged_report(
         verdict.checked = NOT_JUDGED.into();
         verdict
     };
-    Report::build(info, tallies, changes, notices, verdict)
+    let mut report = Report::build(info, tallies, changes, notices, verdict);
+    report.tls = plan.tls.as_ref().map(|tls| tls.summary().clone());
+    report.metadata = plan.metadata.shown();
+    report
 }

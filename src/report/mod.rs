@@ -108,6 +108,12 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub verdict: Verdict,
+    /// How the run dialled over TLS (absent: plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsSummary>,
+    /// The metadata every call carried, credentials as `<redacted>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<String>,
 }
 
 /// What describes a run besides its record.
@@ -175,6 +181,8 @@ impl Report {
             changes,
             notices,
             verdict,
+            tls: None,
+            metadata: Vec::new(),
         }
     }
 

@@ -58,6 +58,20 @@ pub fn render(report: &Report) -> String {
         ms(report.latency_ms.p99),
         ms(report.latency_ms.max),
     ));
+    if let Some(tls) = &report.tls {
+        out.push_str(&format!(
+            "tls: roots {} · server name {} · client certificate {}\n",
+            tls.roots,
+            tls.server_name,
+            if tls.client_certificate { "yes" } else { "no" }
+        ));
+        if let Some(warning) = &tls.warning {
+            out.push_str(&format!("WARNING: {warning}\n"));
+        }
+    }
+    if !report.metadata.is_empty() {
+        out.push_str(&format!("metadata: {}\n", report.metadata.join(" · ")));
+    }
     for change in &report.changes {
         out.push_str(&format!(
             "  at {:+.2}s: added [{}] removed [{}]\n",

@@ -84,6 +84,8 @@ impl fmt::Display for HandshakeFailure {
     }
 }
 
+impl Error for HandshakeFailure {}
+
 impl HandshakeFailure {
     /// Classifies an error of rustls.
     pub fn from_rustls(error: &rustls::Error) -> HandshakeFailure {
@@ -171,6 +173,12 @@ fn alert_words(alert: AlertDescription) -> String {
 pub fn explain(error: &(dyn Error + 'static)) -> Option<HandshakeFailure> {
     let mut next: Option<&(dyn Error + 'static)> = Some(error);
     while let Some(current) = next {
+        if let Some(failure) = current.downcast_ref::<HandshakeFailure>() {
+            return Some(failure.clone());
+        }
+        if let Some(super::ConnectError::Tls(failure)) = current.downcast_ref::<super::ConnectError>() {
+            return Some(failure.clone());
+        }
         if let Some(rustls_error) = current.downcast_ref::<rustls::Error>() {
             return Some(HandshakeFailure::from_rustls(rustls_error));
         }

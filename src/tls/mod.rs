@@ -10,10 +10,12 @@ mod failure;
 mod files;
 mod insecure;
 mod server;
+mod stream;
 
 pub use client::{ClientTls, ClientTlsOptions, ServerNameChoice, TlsSummary};
 pub use failure::{HandshakeFailure, explain};
 pub use server::{ServerTls, ServerTlsOptions};
+pub use stream::{ConnectError, Stream, connect};
 
 use std::path::PathBuf;
 
