@@ -16,6 +16,7 @@ pub mod etcd;
 mod failure;
 pub mod load;
 pub mod metadata;
+pub mod method;
 pub mod pick;
 pub mod plan;
 pub mod pool;

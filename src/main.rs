@@ -27,7 +27,11 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Bench(args) => {
             let plan = args.plan()?;
-            if let Some(warning) = plan.tls.as_ref().and_then(|tls| tls.summary().warning.as_ref()) {
+            if let Some(warning) = plan
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.summary().warning.as_ref())
+            {
                 eprintln!("grpclb: WARNING: {warning}");
             }
             let reports = grpclb::bench::run(&plan).await?;
@@ -43,6 +47,8 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             grpclb::serve::run(args.plan()?).await?;
             Ok(0)
         }
+        Command::List(args) => discover(args.plan()?).await,
+        Command::Describe(args) => discover(args.plan()?).await,
         Command::Register(args) => {
             grpclb::register::run(args.plan()?).await?;
             Ok(0)
@@ -74,4 +80,24 @@ fn finish(reports: &[Report], output: Output) -> Result<u8, Failure> {
         eprintln!("grpclb: {message}");
     }
     Ok(outcome.code)
+}
+
+/// Runs `list` or `describe` and prints what the descriptors say.
+async fn discover(plan: grpclb::plan::DiscoverPlan) -> Result<u8, Failure> {
+    let symbol = plan.symbol.as_deref();
+    let catalog = grpclb::method::Catalog::discover(
+        plan.target.as_ref(),
+        &plan.resolve,
+        &plan.source,
+        symbol,
+    )
+    .await?;
+    let view = catalog.view(symbol)?;
+    let text = match plan.output {
+        Output::Json => serde_json::to_string_pretty(&view)
+            .map_err(|e| Failure::CannotRun(format!("cannot encode the result: {e}")))?,
+        Output::Table => view.text(),
+    };
+    print::stdout(&text)?;
+    Ok(0)
 }

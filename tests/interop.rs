@@ -8,19 +8,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    Process, assert_accounted, backends, code, ipv4_target, json, requests_by_name, run_bounded,
-    run_grpclb, spawn_until_line,
+    PYTHON, Process, assert_accounted, backends, code, ipv4_target, json, peer, requests_by_name,
+    run_bounded, run_grpclb, spawn_until_line,
 };
-
-/// Debian's interpreter, which has python3-grpcio (not whatever python3 is first on PATH).
-const PYTHON: &str = "/usr/bin/python3";
-
-fn peer(script: &str) -> String {
-    format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn c_core_round_robin_client_reads_the_hostname_header_of_grpclb_serve() {
+    if !support::require_python_grpc() {
+        return;
+    }
     let pods = backends("py-rr", 101, 3);
     let out = run_bounded(
         Command::new(PYTHON).args([&peer("round_robin_client.py"), &ipv4_target(&pods), "300"]),
@@ -47,6 +43,9 @@ fn c_core_round_robin_client_reads_the_hostname_header_of_grpclb_serve() {
 
 #[test]
 fn grpclb_bench_balances_over_c_core_health_servers() {
+    if !support::require_python_grpc() {
+        return;
+    }
     let servers: Vec<(Process, String, String)> = (0..3)
         .map(|i| {
             let name = format!("py-health-{}", i + 1);

@@ -430,7 +430,7 @@ async fn forbidden_prints_the_role_and_binding_to_apply() {
 }
 
 #[tokio::test]
-async fn named_port_and_service_port_number() {
+async fn port_resolves_by_name_or_number_and_a_wrong_name_lists_the_ports() {
     let api = FakeApi::start().await;
     // Service port 80 (grpc) targets the pods' 50051; 9090 is metrics.
     api.put_service("default", "echo", &[("grpc", 80), ("metrics", 9090)]);
@@ -499,7 +499,7 @@ async fn missing_service_lists_the_services_that_exist() {
 }
 
 #[tokio::test]
-async fn missing_service_without_permission_to_read_services() {
+async fn missing_service_without_permission_to_list_services_says_what_to_run() {
     let api = FakeApi::start().await;
     api.forbid(false, true);
     let message = failure(resolve(&api, "ecoh.default:grpc").await);
@@ -542,7 +542,7 @@ async fn empty_slice_resolves_to_no_endpoints_with_the_reason() {
 }
 
 #[tokio::test]
-async fn context_flag_and_unreachable_server() {
+async fn context_flag_picks_the_cluster_and_an_unreachable_one_is_named_with_advice() {
     let api = FakeApi::start().await;
     echo_250(&api);
     let elsewhere = api.write_kubeconfig("elsewhere-current", "elsewhere");

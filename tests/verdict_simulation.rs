@@ -202,10 +202,20 @@ fn half_share(k: usize) -> Vec<f64> {
 
 /// Failures of the default verdict, per judge, over `RUNS` runs drawn by
 /// `draw` (every judge sees the same runs).
-fn failures(judges: &[Judge], k: usize, mut draw: impl FnMut(&mut [u64])) -> Vec<u32> {
+fn failures(judges: &[Judge], k: usize, draw: impl FnMut(&mut [u64])) -> Vec<u32> {
+    failures_in(RUNS, judges, k, draw)
+}
+
+/// [`failures`] over `runs` runs.
+fn failures_in(
+    runs: u32,
+    judges: &[Judge],
+    k: usize,
+    mut draw: impl FnMut(&mut [u64]),
+) -> Vec<u32> {
     let mut counts = vec![0u64; k];
     let mut failed = vec![0; judges.len()];
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         draw(&mut counts);
         for (judge, failed) in judges.iter().zip(&mut failed) {
             if !judge.holds(&counts) {
@@ -251,19 +261,24 @@ impl Worst {
 
     /// Records one k's counts after checking them against the promise.
     fn record(&mut self, policy: Policy, k: usize, alarms: u32, caught: u32) {
-        let alarm = alarms as f64 / RUNS as f64;
-        let detection = caught as f64 / RUNS as f64;
+        self.record_of(RUNS, policy, k, alarms, caught);
+    }
+
+    /// [`Worst::record`] for `runs` runs per scenario.
+    fn record_of(&mut self, runs: u32, policy: Policy, k: usize, alarms: u32, caught: u32) {
+        let alarm = alarms as f64 / runs as f64;
+        let detection = caught as f64 / runs as f64;
         assert!(
             alarm <= MAX_FALSE_ALARM,
-            "{policy} over {k} endpoints: a fair balancer failed {alarms} of {RUNS} runs"
+            "{policy} over {k} endpoints: a fair balancer failed {alarms} of {runs} runs"
         );
         assert!(
             detection >= MIN_DETECTION,
-            "{policy} over {k} endpoints: a half-share endpoint was caught in only {caught} of {RUNS} runs"
+            "{policy} over {k} endpoints: a half-share endpoint was caught in only {caught} of {runs} runs"
         );
         self.totals.0 += u64::from(alarms);
         self.totals.1 += u64::from(caught);
-        self.totals.2 += u64::from(RUNS);
+        self.totals.2 += u64::from(runs);
         if alarm >= self.alarm.0 {
             self.alarm = (alarm, k);
         }
@@ -296,62 +311,217 @@ fn simulate_round_robin(seed: u64) -> Worst {
     worst
 }
 
-/// Policies judged by the binomial model, for every k from 2 to 50, all
-/// against the same simulated runs of independent fair picks.
-fn simulate_independent_picks(
-    policies: &[Policy],
-    seed: u64,
-    ks: impl Iterator<Item = usize>,
-) -> Vec<Worst> {
+/// random for every k in `ks`, on exactly sampled independent fair picks.
+fn simulate_random(seed: u64, ks: impl Iterator<Item = usize>) -> Worst {
     let mut rng = Rng::seeded(seed);
-    let mut worst = vec![Worst::new(); policies.len()];
+    let mut worst = Worst::new();
     for k in ks {
         let fair = vec![1.0 / k as f64; k];
-        let starved = half_share(k);
-        let judges: Vec<Judge> = policies.iter().map(|p| judge_for(*p, &fair)).collect();
+        let judge = [judge_for(Policy::Random, &fair)];
         let fair_picks = Multinomial::new(CALLS, &fair);
-        let starved_picks = Multinomial::new(CALLS, &starved);
-        let alarms = failures(&judges, k, |c| fair_picks.sample(&mut rng, CALLS, c));
-        let caught = failures(&judges, k, |c| starved_picks.sample(&mut rng, CALLS, c));
-        for (i, policy) in policies.iter().enumerate() {
-            worst[i].record(*policy, k, alarms[i], caught[i]);
-        }
+        let starved_picks = Multinomial::new(CALLS, &half_share(k));
+        let alarms = failures(&judge, k, |c| fair_picks.sample(&mut rng, CALLS, c))[0];
+        let caught = failures(&judge, k, |c| starved_picks.sample(&mut rng, CALLS, c))[0];
+        worst.record(Policy::Random, k, alarms, caught);
     }
     worst
 }
 
+/// Simulated runs of `least_request` as it picks: power of two choices.
+/// `CONCURRENCY` workers in a closed loop; each call goes to the endpoint
+/// with fewer calls in flight of two distinct random ones (the first drawn
+/// on a tie, as `pick::choose_less_loaded`) and holds it for a service time
+/// drawn from an exponential distribution; the worker then sends its next
+/// call. In a starved run, a call that picked endpoint 0 goes to the other
+/// candidate with probability `detour`.
+struct PowerOfTwo {
+    in_flight: Vec<u32>,
+    /// Each worker's call: when it ends and where it runs.
+    calls: [(f64, usize); CONCURRENCY],
+}
+
+impl PowerOfTwo {
+    fn new(k: usize) -> PowerOfTwo {
+        PowerOfTwo {
+            in_flight: vec![0; k],
+            calls: [(0.0, 0); CONCURRENCY],
+        }
+    }
+
+    fn pick(&self, rng: &mut Rng, detour: f64) -> usize {
+        let k = self.in_flight.len();
+        let a = rng.below(k);
+        let b = (a + 1 + rng.below(k - 1)) % k;
+        let (chosen, other) = if self.in_flight[b] < self.in_flight[a] {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        if chosen == 0 && detour > 0.0 && rng.unit() < detour {
+            other
+        } else {
+            chosen
+        }
+    }
+
+    /// One run of `CALLS` calls; `counts[i]` is what endpoint i received.
+    fn run(&mut self, rng: &mut Rng, detour: f64, counts: &mut [u64]) {
+        counts.fill(0);
+        self.in_flight.fill(0);
+        // Exponential service times with mean 1 (inverse transform).
+        let service = |rng: &mut Rng| -(1.0 - rng.unit()).ln();
+        for worker in 0..CONCURRENCY {
+            let to = self.pick(rng, detour);
+            self.in_flight[to] += 1;
+            counts[to] += 1;
+            self.calls[worker] = (service(rng), to);
+        }
+        for _ in CONCURRENCY as u64..CALLS {
+            let mut next = 0;
+            for worker in 1..CONCURRENCY {
+                if self.calls[worker].0 < self.calls[next].0 {
+                    next = worker;
+                }
+            }
+            let (now, from) = self.calls[next];
+            self.in_flight[from] -= 1;
+            let to = self.pick(rng, detour);
+            self.in_flight[to] += 1;
+            counts[to] += 1;
+            self.calls[next] = (now + service(rng), to);
+        }
+    }
+
+    /// Endpoint 0's mean share of `runs` runs.
+    fn mean_share(&mut self, rng: &mut Rng, detour: f64, runs: u32) -> f64 {
+        let mut counts = vec![0; self.in_flight.len()];
+        let mut sum = 0;
+        for _ in 0..runs {
+            self.run(rng, detour, &mut counts);
+            sum += counts[0];
+        }
+        sum as f64 / (runs as f64 * CALLS as f64)
+    }
+
+    /// The detour probability that gives endpoint 0 half its fair share
+    /// (bisection on pilot runs; power of two choices feeds an endpoint that
+    /// lost calls back, so it takes more than a 50% detour).
+    fn half_share_detour(&mut self, rng: &mut Rng) -> f64 {
+        let target = 0.5 / self.in_flight.len() as f64;
+        let (mut low, mut high) = (0.0, 1.0);
+        for _ in 0..12 {
+            let mid = (low + high) / 2.0;
+            if self.mean_share(rng, mid, 4) > target {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        (low + high) / 2.0
+    }
+}
+
+/// Runs per scenario for power of two choices, which is simulated call by
+/// call (the independent picks are drawn per run, exactly and cheaply).
+const P2C_RUNS: u32 = 1_000;
+
+/// Endpoint counts simulated for power of two choices.
+const P2C_KS: [usize; 10] = [2, 3, 4, 5, 7, 10, 15, 20, 30, 50];
+
+/// least_request for the given k; also returns the starved endpoint's mean
+/// share of its fair share over the starved runs, per k.
+fn simulate_power_of_two(seed: u64, ks: &[usize]) -> (Worst, Vec<(usize, f64)>) {
+    let mut rng = Rng::seeded(seed);
+    let mut worst = Worst::new();
+    let mut starved_shares = Vec::new();
+    for &k in ks {
+        let fair = vec![1.0 / k as f64; k];
+        let judge = [judge_for(Policy::LeastRequest, &fair)];
+        let mut sim = PowerOfTwo::new(k);
+        let detour = sim.half_share_detour(&mut rng);
+        let alarms = failures_in(P2C_RUNS, &judge, k, |c| sim.run(&mut rng, 0.0, c))[0];
+        let mut starved_total = 0;
+        let caught = failures_in(P2C_RUNS, &judge, k, |c| {
+            sim.run(&mut rng, detour, c);
+            starved_total += c[0];
+        })[0];
+        let of_fair = starved_total as f64 / (P2C_RUNS as f64 * CALLS as f64) * k as f64;
+        starved_shares.push((k, of_fair));
+        worst.record_of(P2C_RUNS, Policy::LeastRequest, k, alarms, caught);
+    }
+    (worst, starved_shares)
+}
+
+fn print_row(policy: Policy, worst: &Worst, runs: &str) {
+    let (alarms, caught, total) = worst.totals;
+    println!(
+        "  {:<14} false alarms {alarms}/{total} ({:.4}%), worst {:.2}% (k={}); \
+         half-share endpoint caught {caught}/{total} ({:.4}%), worst {:.2}% (k={}); {runs}",
+        policy.name(),
+        alarms as f64 / total as f64 * 100.0,
+        worst.alarm.0 * 100.0,
+        worst.alarm.1,
+        caught as f64 / total as f64 * 100.0,
+        worst.detection.0 * 100.0,
+        worst.detection.1
+    );
+}
+
 #[test]
 fn default_verdict_rarely_fails_a_fair_balancer_and_catches_a_starved_endpoint() {
-    let binomial = [Policy::Random, Policy::LeastRequest, Policy::PickFirst];
-    // Three threads: round_robin, and the binomial policies over even and
-    // odd k (the larger k cost the most).
-    let (round_robin, others) = std::thread::scope(|scope| {
+    // Five threads (the machine has two cores; the work splits unevenly):
+    // round_robin, random over even and odd k, power of two choices over two
+    // halves of its k.
+    let (round_robin, random, least_request, starved) = std::thread::scope(|scope| {
         let rr = scope.spawn(|| simulate_round_robin(0x5EED));
-        let even =
-            scope.spawn(|| simulate_independent_picks(&binomial, 0x5EED + 1, (2..=50).step_by(2)));
-        let odd = simulate_independent_picks(&binomial, 0x5EED + 2, (3..=50).step_by(2));
-        let even = even.join().unwrap();
-        let merged: Vec<Worst> = even.iter().zip(&odd).map(|(a, b)| a.merge(b)).collect();
-        (rr.join().unwrap(), merged)
+        let even = scope.spawn(|| simulate_random(0x5EED + 1, (2..=50).step_by(2)));
+        let odd = scope.spawn(|| simulate_random(0x5EED + 2, (3..=50).step_by(2)));
+        let (few, many) = P2C_KS.split_at(P2C_KS.len() / 2);
+        let p2c_few = scope.spawn(|| simulate_power_of_two(0x5EED + 3, few));
+        let p2c_many = simulate_power_of_two(0x5EED + 4, many);
+        let random = even.join().unwrap().merge(&odd.join().unwrap());
+        let p2c_few = p2c_few.join().unwrap();
+        let mut starved = p2c_few.1;
+        starved.extend(p2c_many.1);
+        (
+            rr.join().unwrap(),
+            random,
+            p2c_few.0.merge(&p2c_many.0),
+            starved,
+        )
     });
     println!(
-        "default verdict (--assert-even), {CALLS} calls, k = 2..50, {RUNS} runs per k and scenario; \
-         random, least_request and pick_first are judged on the same simulated runs of independent fair picks:"
+        "default verdict (--assert-even), {CALLS} calls over k endpoints, concurrency {CONCURRENCY}:"
     );
-    let all =
-        std::iter::once((Policy::RoundRobin, round_robin)).chain(binomial.into_iter().zip(others));
-    for (policy, w) in all {
-        let (alarms, caught, runs) = w.totals;
-        println!(
-            "  {:<14} false alarms {alarms}/{runs} ({:.4}%), worst {:.2}% (k={}); \
-             half-share endpoint caught {caught}/{runs} ({:.4}%), worst {:.2}% (k={})",
-            policy.name(),
-            alarms as f64 / runs as f64 * 100.0,
-            w.alarm.0 * 100.0,
-            w.alarm.1,
-            caught as f64 / runs as f64 * 100.0,
-            w.detection.0 * 100.0,
-            w.detection.1
+    print_row(
+        Policy::RoundRobin,
+        &round_robin,
+        &format!("k = 2..50, {RUNS} runs per k and scenario"),
+    );
+    print_row(
+        Policy::Random,
+        &random,
+        &format!("k = 2..50, {RUNS} runs per k and scenario, independent picks drawn exactly"),
+    );
+    print_row(
+        Policy::LeastRequest,
+        &least_request,
+        &format!(
+            "k = {P2C_KS:?}, {P2C_RUNS} runs per k and scenario, power of two choices call by call, exponential service times"
+        ),
+    );
+    let shares: Vec<String> = starved
+        .iter()
+        .map(|(k, s)| format!("k={k}: {:.0}%", s * 100.0))
+        .collect();
+    println!(
+        "  least_request's starved endpoint got, of its fair share: {}",
+        shares.join(", ")
+    );
+    for (k, share) in starved {
+        assert!(
+            (0.4..=0.6).contains(&share),
+            "the starved endpoint over {k} got {share:.2} of its fair share, not about half"
         );
     }
 }

@@ -3,6 +3,7 @@
 //! windows, following the resolver), and return one judged report per mode.
 //! The binary prints them and exits with [`exit_code`].
 
+mod call;
 mod follow;
 mod outcome;
 mod progress;
@@ -56,6 +57,8 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             plan.target, plan.target
         )));
     }
+    let (prepared, samples) = call::prepare(plan, &pool).await?;
+    let plan = prepared.as_ref().unwrap_or(plan);
     let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
@@ -81,6 +84,10 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
             }
         };
         reports.push(report);
+    }
+    // `--print-responses`: a first look at what the method returns, on stderr.
+    if let Some(samples) = samples {
+        eprintln!("{}", samples.render());
     }
     Ok(reports)
 }

@@ -21,10 +21,18 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             .flat_map(|e| e.error_codes.keys().map(String::as_str))
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
+        // A server that explains its refusal runs: the request is what to check.
+        let hint = match dead.error_messages.iter().next() {
+            Some((code, messages)) if !messages.is_empty() => format!(
+                "the servers answered {code}: {:?}; check the request (--data) and the method",
+                messages[0]
+            ),
+            _ => "check that the servers run and the address is right".to_string(),
+        };
         return Outcome {
             code: 3,
             message: Some(format!(
-                "no call succeeded in {} mode against {} ({}); check that the servers run and the address is right",
+                "no call succeeded in {} mode against {} ({}); {hint}",
                 dead.mode,
                 dead.target,
                 codes.join(", ")

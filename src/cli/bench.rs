@@ -4,9 +4,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{ConnectArgs, DiscoveryArgs, EtcdArgs, OutputArg, parse_duration};
+use super::{
+    ConnectArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call, parse_duration,
+};
 use grpclb::Failure;
 use grpclb::load::{CallKind, LoadPlan, Stop};
+use grpclb::method::MethodSpec;
 use grpclb::pick::Policy;
 use grpclb::plan::{BenchPlan, RunMode};
 use grpclb::resolve::ResolveOptions;
@@ -25,14 +28,8 @@ pub enum ModeChoice {
     Both,
 }
 
-/// The RPC to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CallChoice {
-    /// grpc.health.v1.Health/Check: every well-run gRPC server answers it.
-    Health,
-    /// grpclb.v1.Echo/Echo with --payload-bytes (needs `grpclb serve`).
-    Echo,
-}
+/// The RPC to send: `health`, `echo`, or any method by name.
+pub type CallChoice = grpclb::method::CallName;
 
 /// Load shape, shared by `bench` and `demo`.
 #[derive(Debug, Clone, Args)]
@@ -58,8 +55,9 @@ pub struct LoadArgs {
     /// Deadline of each call.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub timeout: Duration,
-    /// The RPC to send.
-    #[arg(long, value_enum, default_value = "health")]
+    /// The RPC to send: health (grpc.health.v1.Health/Check), echo (grpclb.v1.Echo/Echo, needs
+    /// grpclb serve), or any unary method as pkg.Service/Method with --data (bench only).
+    #[arg(long, default_value = "health", value_parser = parse_call, value_name = "health|echo|pkg.Service/Method")]
     pub call: CallChoice,
     /// Payload size for --call echo.
     #[arg(long, default_value_t = 0)]
@@ -83,6 +81,7 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = super::method::BENCH_EXAMPLES)]
 pub struct BenchArgs {
     /// What to balance over: svc.ns[:port], kubernetes:///…, dns:///host:port, etcd://…/prefix,
     /// ipv4:a:port,b:port, static:///…, or host:port (a Service address, for --mode clusterip).
@@ -98,6 +97,8 @@ pub struct BenchArgs {
     pub connections: Option<usize>,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Fail (exit 1) unless every endpoint got calls and its count lies within the bound of a fair
     /// balancer for the policy: exact ± calls in flight for round_robin, binomial (false alarm ≤ 1e-4
     /// per run) for random, least_request, pick_first and clusterip.
@@ -191,13 +192,18 @@ impl LoadArgs {
             (Some(n), None) => Stop::Requests(n),
             (None, None) => Stop::Requests(default_requests),
         };
-        let call = match self.call {
+        let call = match &self.call {
             CallChoice::Health => CallKind::Health {
                 service: self.health_service.clone(),
             },
             CallChoice::Echo => CallKind::Echo {
                 payload: vec![b'x'; self.payload_bytes],
             },
+            CallChoice::Method(name) => {
+                return Err(Failure::Usage(format!(
+                    "--call {name} is for grpclb bench; demo sends health or echo"
+                )));
+            }
         };
         Ok(LoadPlan {
             concurrency: self.concurrency,
@@ -216,7 +222,21 @@ impl BenchArgs {
     pub fn plan(self) -> Result<BenchPlan, Failure> {
         super::applies::check_bench(&self)?;
         let target = Target::parse(&self.target)?;
-        let load = self.load.plan(10_000)?;
+        let method = self.method.spec(&self.load.call)?;
+        let load = match &self.load.call {
+            // Described when the run starts (see `method`); health stands in until then.
+            CallChoice::Method(_) => LoadArgs {
+                call: CallChoice::Health,
+                ..self.load.clone()
+            }
+            .plan(10_000)?,
+            _ => self.load.plan(10_000)?,
+        };
+        if self.payload_bytes_conflict(&method) {
+            return Err(Failure::Usage(
+                "--payload-bytes and --data both give the echo payload; use one".into(),
+            ));
+        }
         if self.connections == Some(0) {
             return Err(Failure::Usage("--connections must be at least 1".into()));
         }
@@ -343,6 +363,7 @@ impl BenchArgs {
             runs,
             policy: self.load.policy,
             load,
+            method,
             assertions,
             settle: self.settle,
             output: self.load.output.into(),
@@ -352,6 +373,13 @@ impl BenchArgs {
                 ..self.discovery.options()?
             },
         })
+    }
+}
+
+impl BenchArgs {
+    /// True when echo's payload is given twice.
+    fn payload_bytes_conflict(&self, method: &Option<MethodSpec>) -> bool {
+        self.load.payload_bytes > 0 && method.as_ref().is_some_and(|m| m.data.is_given())
     }
 }
 

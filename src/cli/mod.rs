@@ -8,6 +8,7 @@ mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod method;
 mod parse;
 mod register;
 mod resolve;
@@ -20,6 +21,7 @@ pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use parse::parse;
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
@@ -47,6 +49,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// List the services and methods a server offers (server reflection) or .proto files describe.
+    List(ListArgs),
+    /// Show a service, method or message and the shape of its messages.
+    Describe(DescribeArgs),
 }
 
 /// How results are printed (`--output`).

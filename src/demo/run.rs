@@ -32,6 +32,7 @@ pub async fn run(
     let service = ConnectionBalancer::start(service_listener, pods.addresses.clone())
         .map_err(|e| Failure::CannotRun(format!("cannot start the ClusterIP stand-in: {e}")))?;
     let bench = BenchPlan {
+        method: None,
         target: Target::Static {
             addresses: pods.addresses.iter().map(|a| a.to_string()).collect(),
         },

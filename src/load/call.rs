@@ -1,5 +1,6 @@
 //! One call: the RPC a load run sends, and who answered it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Code;
@@ -9,6 +10,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::raw_call::{RawCall, send_raw};
 use crate::proto::EchoRequest;
 use crate::proto::echo_client::EchoClient;
 
@@ -19,14 +21,17 @@ pub enum CallKind {
     Health { service: String },
     /// `grpclb.v1.Echo/Echo` with a payload of this many bytes.
     Echo { payload: Vec<u8> },
+    /// Any unary method, from requests encoded once (`--call pkg.Service/Method`).
+    Method(Arc<RawCall>),
 }
 
 impl CallKind {
     /// The full method name, for reports.
-    pub fn method(&self) -> &'static str {
+    pub fn method(&self) -> &str {
         match self {
             CallKind::Health { .. } => "grpc.health.v1.Health/Check",
             CallKind::Echo { .. } => "grpclb.v1.Echo/Echo",
+            CallKind::Method(call) => call.name(),
         }
     }
 }
@@ -40,6 +45,8 @@ pub struct CallOutcome {
     pub identity: Option<String>,
     /// True when the endpoint could not be reached at all.
     pub unreachable: bool,
+    /// The server's `grpc-message` with an error status, when it sent one.
+    pub message: Option<String>,
 }
 
 /// Sends one call over `channel`, bounded by `timeout`.
@@ -70,6 +77,14 @@ pub async fn send(
                 let response = EchoClient::new(channel).echo(request).await;
                 response.map(|r| (identity(r.metadata(), identity_header), true))
             }
+            CallKind::Method(call) => {
+                let response = send_raw(channel, call, timeout).await;
+                response.map(|r| {
+                    let answered_by = identity(r.metadata(), identity_header);
+                    call.sample(answered_by.as_deref(), r.get_ref());
+                    (answered_by, true)
+                })
+            }
         }
     };
     match tokio::time::timeout(timeout, call).await {
@@ -77,6 +92,7 @@ pub async fn send(
             result: Err("DEADLINE_EXCEEDED".into()),
             identity: None,
             unreachable: false,
+            message: None,
         },
         Ok(Ok((answered_by, serving))) => CallOutcome {
             result: if serving {
@@ -86,11 +102,13 @@ pub async fn send(
             },
             identity: answered_by,
             unreachable: false,
+            message: None,
         },
         Ok(Err(status)) => CallOutcome {
             result: Err(code_name(status.code()).into()),
             identity: identity(status.metadata(), identity_header),
             unreachable: status.code() == Code::Unavailable,
+            message: Some(status.message().to_string()).filter(|m| !m.is_empty()),
         },
     }
 }

@@ -4,6 +4,7 @@
 
 mod call;
 mod identify;
+mod raw_call;
 mod schedule;
 
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use call::{CallKind, CallOutcome, code_name, send};
 pub use identify::identify;
+pub use raw_call::RawCall;
 pub use schedule::{Schedule, Stop};
 
 use crate::pool::{Member, Pool};
@@ -157,7 +159,7 @@ async fn call_once(context: &Context, record: Option<(&mut Recorder, Option<Inst
     context.live.count(outcome.result.is_ok());
     match outcome.result {
         Ok(()) => record.ok(key, intended.unwrap_or(started).elapsed()),
-        Err(code) => record.error(key, &code),
+        Err(code) => record.failed(key, &code, outcome.message.as_deref()),
     }
 }
 

@@ -28,9 +28,15 @@ pub struct Tally {
     pub errors: u64,
     /// Errors by gRPC status code name (or `DEADLINE_EXCEEDED`, `NO_ENDPOINT`, …).
     pub error_codes: BTreeMap<String, u64>,
+    /// The first few distinct `grpc-message`s per status code name.
+    pub error_messages: BTreeMap<String, Vec<String>>,
     /// Latency of successful calls, in microseconds.
     pub latency_us: Histogram<u64>,
 }
+
+/// Distinct error messages kept per status code: enough to see what went
+/// wrong, and a bound on memory when every call fails differently.
+pub const MESSAGES_PER_CODE: usize = 3;
 
 /// Latencies up to an hour fit; three significant digits.
 fn new_histogram() -> Histogram<u64> {
@@ -43,6 +49,7 @@ impl Default for Tally {
             ok: 0,
             errors: 0,
             error_codes: BTreeMap::new(),
+            error_messages: BTreeMap::new(),
             latency_us: new_histogram(),
         }
     }
@@ -53,12 +60,30 @@ impl Tally {
         self.ok + self.errors
     }
 
+    /// Keeps `message` under `code` unless it is known or enough are kept.
+    fn keep_message(&mut self, code: &str, message: &str) {
+        if let Some(kept) = self.error_messages.get(code)
+            && (kept.len() >= MESSAGES_PER_CODE || kept.iter().any(|m| m == message))
+        {
+            return;
+        }
+        self.error_messages
+            .entry(code.to_string())
+            .or_default()
+            .push(message.to_string());
+    }
+
     /// Adds another tally into this one.
     pub fn merge(&mut self, other: &Tally) {
         self.ok += other.ok;
         self.errors += other.errors;
         for (code, n) in &other.error_codes {
             *self.error_codes.entry(code.clone()).or_default() += n;
+        }
+        for (code, messages) in &other.error_messages {
+            for message in messages {
+                self.keep_message(code, message);
+            }
         }
         // Both histograms share bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
@@ -83,9 +108,18 @@ impl Recorder {
 
     /// Counts a failed call with its status code name.
     pub fn error(&mut self, key: EndpointKey, code: &str) {
+        self.failed(key, code, None);
+    }
+
+    /// Counts a failed call with its status code name and the server's
+    /// `grpc-message`, kept when it is among the first few of its code.
+    pub fn failed(&mut self, key: EndpointKey, code: &str, message: Option<&str>) {
         let tally = self.by_endpoint.entry(key).or_default();
         tally.errors += 1;
         *tally.error_codes.entry(code.to_string()).or_default() += 1;
+        if let Some(message) = message {
+            tally.keep_message(code, message);
+        }
     }
 
     /// Adds another worker's record into this one.
@@ -213,5 +247,25 @@ mod tests {
         let total = a.total();
         assert_eq!((total.requests(), total.ok, total.errors), (4, 2, 2));
         assert_eq!(total.latency_us.len(), 2);
+    }
+
+    #[test]
+    fn only_the_first_distinct_messages_of_a_code_are_kept() {
+        let mut a = Recorder::default();
+        let mut b = Recorder::default();
+        for m in ["m1", "m1", "m2"] {
+            a.failed(key("x"), "INTERNAL", Some(m));
+        }
+        for m in ["m3", "m4", "m1"] {
+            b.failed(key("y"), "INTERNAL", Some(m));
+        }
+        a.merge(&b);
+        assert_eq!(
+            a.by_endpoint[&key("x")].error_messages["INTERNAL"],
+            ["m1", "m2"]
+        );
+        let total = a.total();
+        assert_eq!(total.error_messages["INTERNAL"], ["m1", "m2", "m3"]);
+        assert_eq!(total.errors, 6);
     }
 }

@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn renewal_runs_three_times_per_ttl() {
+    fn renewal_interval_is_a_third_of_the_ttl() {
         assert_eq!(renew_interval(9), Duration::from_secs(3));
         assert_eq!(renew_interval(1), Duration::from_secs(1) / 3);
     }

@@ -73,6 +73,9 @@ pub struct EndpointReport {
     /// Errors by status code name; empty when there were none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub error_codes: std::collections::BTreeMap<String, u64>,
+    /// The first few distinct `grpc-message`s per status code; empty when none came.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub error_messages: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A change of the endpoint set during the run.
@@ -103,6 +106,10 @@ pub struct Report {
     pub rps: f64,
     pub latency_ms: Latency,
     pub endpoints: Vec<EndpointReport>,
+    /// The first few distinct `grpc-message`s per status code over all
+    /// endpoints; empty when no error carried one.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub error_messages: std::collections::BTreeMap<String, Vec<String>>,
     pub changes: Vec<ChangeReport>,
     /// Events from the resolver that did not change the set (reconnects, relists).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -158,6 +165,7 @@ impl Report {
                 share: round4(share(tally.requests())),
                 latency_ms: Latency::of(tally),
                 error_codes: tally.error_codes.clone(),
+                error_messages: tally.error_messages.clone(),
             })
             .collect();
         let rps = if info.elapsed_s > 0.0 {
@@ -178,6 +186,7 @@ impl Report {
             rps: round1(rps),
             latency_ms: Latency::of(&total),
             endpoints,
+            error_messages: total.error_messages.clone(),
             changes,
             notices,
             verdict,

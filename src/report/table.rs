@@ -58,6 +58,11 @@ pub fn render(report: &Report) -> String {
         ms(report.latency_ms.p99),
         ms(report.latency_ms.max),
     ));
+    for (code, messages) in &report.error_messages {
+        for message in messages {
+            out.push_str(&format!("  {code}: {message}\n"));
+        }
+    }
     if let Some(tls) = &report.tls {
         out.push_str(&format!(
             "tls: roots {} · server name {} · client certificate {}\n",

@@ -1,9 +1,13 @@
 //! `grpclb serve`: the backend to deploy. It names itself in every reply
 //! (`hostname` response header), serves `grpclb.v1.Echo`, health and
 //! reflection, and drains gracefully on SIGTERM / Ctrl-C; [`run`] is the
-//! `grpclb serve` flow (bind, register, serve, deregister, drain).
+//! `grpclb serve` flow (bind, register, serve, deregister, drain). It can
+//! play a slow, flaky or failing pod ([`Faults`]) and recycle its
+//! connections ([`ConnectionAge`]).
 
+mod connections;
 mod echo;
+mod faults;
 mod identity;
 mod run;
 mod tls;
@@ -13,20 +17,37 @@ use std::net::SocketAddr;
 
 use http::HeaderValue;
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
 use tower::util::{MapRequestLayer, MapResponseLayer};
 
+pub use connections::ConnectionAge;
 pub use echo::EchoService;
+pub use faults::{FaultLayer, Faults, code_name, parse_failure_code};
 pub use identity::Identity;
 pub use run::run;
 
 use crate::proto::echo_server::EchoServer;
-use crate::tls::ServerTls;
 
 /// The response header every reply carries: the gRPC interop servers'
 /// convention, read by `grpclb bench` by default.
 pub const IDENTITY_HEADER: &str = "hostname";
+
+/// How long a GOAWAY takes to take effect (the client's acknowledgement is
+/// one round trip away) before health reports NOT_SERVING on a drain.
+const GOAWAY_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How a server behaves beyond answering: injected faults and connection
+/// recycling. The default is a well-behaved server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServeSettings {
+    pub faults: Faults,
+    /// `--max-connection-age`: `None` keeps connections for as long as clients do.
+    pub connection_age: Option<ConnectionAge>,
+    /// Serve over TLS (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::ServerTls>,
+}
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +61,6 @@ pub enum ServeError {
     },
     #[error("the identity {0:?} cannot be sent as a header value; use --name with printable ASCII")]
     BadIdentity(String),
-    #[error("the gRPC server failed: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// Binds the listening socket (port 0 picks a free port).
@@ -51,22 +70,21 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { address, source })
 }
 
-/// Serves plaintext HTTP/2 on `listener` until `shutdown` completes, then
-/// stops accepting, reports NOT_SERVING and lets in-flight calls finish.
+/// Serves on `listener` until `shutdown` completes, then stops accepting,
+/// reports NOT_SERVING and lets in-flight calls finish.
 pub async fn serve(
     listener: TcpListener,
     identity: Identity,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    serve_tls(listener, identity, None, shutdown).await
+    serve_with(listener, identity, ServeSettings::default(), shutdown).await
 }
 
-/// [`serve`], over TLS when `tls` is given (with client certificates
-/// required when it has a client CA).
-pub async fn serve_tls(
+/// [`serve`], with faults and connection recycling.
+pub async fn serve_with(
     listener: TcpListener,
     identity: Identity,
-    tls: Option<&ServerTls>,
+    settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let header = HeaderValue::from_str(&identity.name)
@@ -91,9 +109,12 @@ pub async fn serve_tls(
                 .insert(IDENTITY_HEADER, header.clone());
             response
         });
+    // NOT_SERVING once every connection had GOAWAY: health watchers learn
+    // of the drain, while calls that still arrived before the GOAWAY took
+    // effect are answered SERVING (they are served).
     let drain_reporter = reporter.clone();
-    let shutdown = async move {
-        shutdown.await;
+    let draining = async move {
+        tokio::time::sleep(GOAWAY_SETTLE).await;
         drain_reporter
             .set_service_status("", ServingStatus::NotServing)
             .await;
@@ -101,17 +122,24 @@ pub async fn serve_tls(
             .set_not_serving::<EchoServer<EchoService>>()
             .await;
     };
-    tls::builder(tls)?
-        .layer(name_every_reply)
-        .layer(MapRequestLayer::new(tls::keep_authority))
-        .add_service(health)
+    let routes = Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(EchoServer::new(EchoService::new(identity)))
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+        .prepare();
+    let service = ServiceBuilder::new()
+        .layer(name_every_reply)
+        .layer(MapRequestLayer::new(tls::keep_authority))
+        .layer(FaultLayer::new(settings.faults))
+        .service(routes);
+    connections::serve_connections(
+        listener,
+        service,
+        settings.connection_age,
+        settings.tls,
+        shutdown,
+        draining,
+    )
+    .await;
     Ok(())
 }

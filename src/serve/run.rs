@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Identity, bind, serve_tls};
+use super::{Identity, bind, serve_with};
 use crate::Failure;
 use crate::etcd::Metadata;
 use crate::plan::{RegisterPlan, ServePlan};
@@ -25,7 +25,7 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
-    let security = match &plan.tls {
+    let security = match &plan.settings.tls {
         Some(tls) if tls.requires_client_certificate() => " (TLS, client certificates required)",
         Some(_) => " (TLS)",
         None => "",
@@ -34,14 +34,31 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
         "grpclb serve: listening on {bound}{security} as {}",
         identity.name
     );
+    let faults = plan.settings.faults.describe();
+    if !faults.is_empty() {
+        eprintln!("grpclb serve: injecting faults: {faults}");
+    }
+    if let Some(age) = plan.settings.connection_age {
+        let then = age.grace.map_or("their calls finish".to_string(), |g| {
+            format!("{g:?} of grace")
+        });
+        eprintln!(
+            "grpclb serve: connections get GOAWAY after {:?} ±10%, then {then}",
+            age.age
+        );
+    }
     let registration = match &plan.register {
         Some(register) => Some(register_self(register, bound, &identity).await?),
         None => None,
     };
-    let shutdown = deregister_then(registration, shutdown);
-    serve_tls(listener, identity, plan.tls.as_ref(), shutdown)
-        .await
-        .map_err(|e| Failure::CannotRun(e.to_string()))?;
+    serve_with(
+        listener,
+        identity,
+        plan.settings,
+        deregister_then(registration, shutdown),
+    )
+    .await
+    .map_err(|e| Failure::CannotRun(e.to_string()))?;
     eprintln!("grpclb serve: drained, bye");
     Ok(())
 }

@@ -176,7 +176,9 @@ pub fn explain(error: &(dyn Error + 'static)) -> Option<HandshakeFailure> {
         if let Some(failure) = current.downcast_ref::<HandshakeFailure>() {
             return Some(failure.clone());
         }
-        if let Some(super::ConnectError::Tls(failure)) = current.downcast_ref::<super::ConnectError>() {
+        if let Some(super::ConnectError::Tls(failure)) =
+            current.downcast_ref::<super::ConnectError>()
+        {
             return Some(failure.clone());
         }
         if let Some(rustls_error) = current.downcast_ref::<rustls::Error>() {

@@ -1,13 +1,18 @@
 //! The server side, for `grpclb serve --tls-cert --tls-key [--client-ca]`:
 //! files read and checked at start (a key that does not match its
-//! certificate is refused before listening), then handed to tonic.
+//! certificate is refused before listening), ALPN `h2`, and client
+//! certificates required when a client CA is given.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use rustls::RootCertStore;
+use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use tokio_rustls::TlsAcceptor;
 
-use super::{TlsError, files};
+use super::{TlsError, files, provider};
 
 /// The TLS flags of `serve`, before files are read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +26,11 @@ pub struct ServerTlsOptions {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Checked server TLS material, ready for tonic.
+/// A checked server TLS configuration.
 #[derive(Clone)]
 pub struct ServerTls {
-    cert_pem: Vec<u8>,
-    key_pem: Vec<u8>,
-    client_ca_pem: Option<Vec<u8>>,
+    config: Arc<ServerConfig>,
+    requires_client_certificate: bool,
 }
 
 impl fmt::Debug for ServerTls {
@@ -35,51 +39,67 @@ impl fmt::Debug for ServerTls {
         f.debug_struct("ServerTls")
             .field(
                 "requires_client_certificate",
-                &self.requires_client_certificate(),
+                &self.requires_client_certificate,
             )
             .finish_non_exhaustive()
     }
 }
 
+impl PartialEq for ServerTls {
+    /// The same configuration object (settings compare by identity).
+    fn eq(&self, other: &ServerTls) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
 impl ServerTls {
     /// Reads and checks the files: the key must match the certificate, the
-    /// client CA must hold a certificate.
+    /// client CA must hold a certificate usable as a trust anchor.
     pub fn load(options: &ServerTlsOptions) -> Result<ServerTls, TlsError> {
-        files::certified_key(&options.cert, "--tls-cert", &options.key, "--tls-key")?;
-        let read = |path: &PathBuf, flag: &'static str| {
-            std::fs::read(path).map_err(|e| TlsError::Unreadable {
-                flag,
-                path: path.clone(),
-                reason: e.kind().to_string(),
-            })
-        };
-        let client_ca_pem = match &options.client_ca {
+        let (chain, key) =
+            files::certified_key(&options.cert, "--tls-cert", &options.key, "--tls-key")?;
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Usage(format!("TLS setup: {e}")))?;
+        let builder = match &options.client_ca {
             Some(path) => {
-                files::certificates(path, "--client-ca")?;
-                Some(read(path, "--client-ca")?)
+                let mut roots = RootCertStore::empty();
+                for cert in files::certificates(path, "--client-ca")? {
+                    roots.add(cert).map_err(|e| TlsError::Malformed {
+                        flag: "--client-ca",
+                        path: path.clone(),
+                        problem: format!("holds a certificate that cannot be a trust anchor ({e})"),
+                    })?;
+                }
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                        .build()
+                        .map_err(|e| TlsError::Malformed {
+                            flag: "--client-ca",
+                            path: path.clone(),
+                            problem: format!("cannot verify clients with it ({e})"),
+                        })?;
+                builder.with_client_cert_verifier(verifier)
             }
-            None => None,
+            None => builder.with_no_client_auth(),
         };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| TlsError::Usage(format!("--tls-cert/--tls-key: {e}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(ServerTls {
-            cert_pem: read(&options.cert, "--tls-cert")?,
-            key_pem: read(&options.key, "--tls-key")?,
-            client_ca_pem,
+            config: Arc::new(config),
+            requires_client_certificate: options.client_ca.is_some(),
         })
     }
 
     /// True when clients must present a certificate signed by the client CA.
     pub fn requires_client_certificate(&self) -> bool {
-        self.client_ca_pem.is_some()
+        self.requires_client_certificate
     }
 
-    /// tonic's server TLS settings (ALPN `h2`; client certificates
-    /// required when a client CA is set).
-    pub fn tonic_config(&self) -> ServerTlsConfig {
-        let config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem));
-        match &self.client_ca_pem {
-            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
-            None => config,
-        }
+    /// The acceptor for incoming connections.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(Arc::clone(&self.config))
     }
 }

@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether dnsmasq is installed; a test calls this first (see `support::can_run`).
+pub fn available() -> bool {
+    crate::support::require_tool("dnsmasq", "dnsmasq-base")
+}
+
 /// The TTL dnsmasq gives every record it serves.
 pub const TTL: u32 = 30;
 

@@ -17,6 +17,13 @@ const ETCD_BIN: &str = "/usr/bin/etcd";
 /// How long etcd may take to become healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether etcd is installed; a test calls this first (see `support::can_run`).
+pub fn available() -> bool {
+    crate::support::can_run((!Path::new(ETCD_BIN).exists()).then(|| {
+        format!("{ETCD_BIN} is missing (Debian package etcd-server; scripts/test.sh installs it)")
+    }))
+}
+
 /// Certificates for a TLS etcd, made with `openssl` for 127.0.0.1.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {

@@ -1,6 +1,11 @@
 //! Shared test support: real `grpclb` processes on loopback, bounded in time.
 #![allow(dead_code)] // each test binary uses its own part of this module
 
+mod require;
+
+#[allow(unused_imports)] // each test binary needs its own few
+pub use require::{can_run, find_tool, in_ci, require_python_grpc, require_root, require_tool};
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Output, Stdio};
@@ -11,6 +16,15 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub fn grpclb_bin() -> &'static str {
     env!("CARGO_BIN_EXE_grpclb")
+}
+
+/// Debian's interpreter, which has python3-grpcio (not whatever python3 is
+/// first on `PATH`): it runs the C-core peers under `tests/peers`.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The path of a C-core peer script under `tests/peers`.
+pub fn peer(script: &str) -> String {
+    format!("{}/tests/peers/{script}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A child process killed when dropped.
@@ -111,8 +125,14 @@ pub struct Backend {
 impl Backend {
     /// Starts `grpclb serve --listen IP:0 --name NAME` and reads the bound address.
     pub fn start(ip: &str, name: &str) -> Backend {
+        Backend::start_with(ip, name, &[])
+    }
+
+    /// [`Backend::start`] with more `serve` flags (faults, connection age).
+    pub fn start_with(ip: &str, name: &str, flags: &[&str]) -> Backend {
         let mut command = Command::new(grpclb_bin());
         command.args(["serve", "--listen", &format!("{ip}:0"), "--name", name]);
+        command.args(flags);
         let (process, line) = spawn_until_line(command, "listening on", Duration::from_secs(20));
         let address = line
             .split("listening on ")
@@ -130,11 +150,24 @@ impl Backend {
 
 /// Starts `count` backends named `{prefix}-1…` on 127.0.0.{first_ip}, {first_ip+1}, …
 pub fn backends(prefix: &str, first_ip: u8, count: usize) -> Vec<Backend> {
+    backends_with(prefix, "127.0.0", first_ip, count, &[])
+}
+
+/// Starts `count` backends named `{prefix}-1…` on `{network}.{first_ip}`,
+/// `{network}.{first_ip + 1}`, …, each with the `serve` flags given.
+pub fn backends_with(
+    prefix: &str,
+    network: &str,
+    first_ip: u8,
+    count: usize,
+    flags: &[&str],
+) -> Vec<Backend> {
     (0..count)
         .map(|i| {
-            Backend::start(
-                &format!("127.0.0.{}", first_ip as usize + i),
+            Backend::start_with(
+                &format!("{network}.{}", first_ip as usize + i),
                 &format!("{prefix}-{}", i + 1),
+                flags,
             )
         })
         .collect()
