@@ -66,6 +66,13 @@ impl CallMetadata {
         &self.entries
     }
 
+    /// The entries as headers of their own (empty without entries).
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        self.apply(&mut headers);
+        headers
+    }
+
     /// Adds the entries to a call's headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
         for (key, value) in &self.entries {

@@ -59,8 +59,6 @@ pub struct BenchPlan {
     pub resolve: ResolveOptions,
     /// Dial over TLS (`None`: plaintext HTTP/2).
     pub tls: Option<crate::tls::ClientTls>,
-    /// Metadata and `:authority` of every call.
-    pub metadata: crate::metadata::CallMetadata,
 }
 
 /// A validated `resolve` invocation.

@@ -28,7 +28,11 @@ use progress::Progress;
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
-    let settings = ChannelSettings::default();
+    let settings = ChannelSettings {
+        tls: plan.tls.clone(),
+        authority: plan.load.metadata.authority().cloned(),
+        ..ChannelSettings::default()
+    };
     let mut resolution = if plan.pods_known {
         Some(resolve::start(&plan.target, &plan.resolve).await?)
     } else {
@@ -59,7 +63,13 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     }
     let (prepared, samples) = call::prepare(plan, &pool).await?;
     let plan = prepared.as_ref().unwrap_or(plan);
-    let known = identify(&pool.members(), &plan.load.call, &plan.load.identity_header).await;
+    let known = identify(
+        &pool.members(),
+        &plan.load.call,
+        &plan.load.identity_header,
+        &plan.load.metadata,
+    )
+    .await;
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
     let judged_alone = plan.runs.len() == 1;
@@ -241,6 +251,6 @@ fn judged_report(
     };
     let mut report = Report::build(info, tallies, changes, notices, verdict);
     report.tls = plan.tls.as_ref().map(|tls| tls.summary().clone());
-    report.metadata = plan.metadata.shown();
+    report.metadata = plan.load.metadata.shown();
     report
 }

@@ -22,7 +22,17 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
         // A server that explains its refusal runs: the request is what to check.
+        let tls_failure = dead
+            .error_messages
+            .values()
+            .flatten()
+            .find(|m| m.starts_with("TLS: "));
         let hint = match dead.error_messages.iter().next() {
+            // The handshake failed: no server got as far as a call.
+            _ if tls_failure.is_some() => format!(
+                "no endpoint could be reached: {}",
+                tls_failure.map_or("", String::as_str)
+            ),
             Some((code, messages)) if !messages.is_empty() => format!(
                 "the servers answered {code}: {:?}; check the request (--data) and the method",
                 messages[0]

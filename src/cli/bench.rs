@@ -213,6 +213,7 @@ impl LoadArgs {
             timeout: self.timeout,
             call,
             identity_header: self.identity_header.to_ascii_lowercase(),
+            metadata: Default::default(),
         })
     }
 }
@@ -355,9 +356,9 @@ impl BenchArgs {
         let tls = self
             .connect
             .client_tls(&target, &metadata, &self.discovery.cluster_domain)?;
+        let load = LoadPlan { metadata, ..load };
         Ok(BenchPlan {
             tls,
-            metadata,
             target,
             pods_known,
             runs,

@@ -52,7 +52,6 @@ pub async fn run(
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),
         tls: None,
-        metadata: Default::default(),
     };
     let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
     announce(format!(

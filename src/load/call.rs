@@ -11,6 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use super::raw_call::{RawCall, send_raw};
+use crate::metadata::CallMetadata;
 use crate::proto::EchoRequest;
 use crate::proto::echo_client::EchoClient;
 
@@ -49,20 +50,24 @@ pub struct CallOutcome {
     pub message: Option<String>,
 }
 
-/// Sends one call over `channel`, bounded by `timeout`.
+/// Sends one call over `channel` with `metadata`, bounded by `timeout`.
 pub async fn send(
     channel: Channel,
     kind: &CallKind,
     timeout: Duration,
     identity_header: &str,
+    metadata: &CallMetadata,
 ) -> CallOutcome {
     let call = async {
         match kind {
             CallKind::Health { service } => {
-                let mut request = tonic::Request::new(HealthCheckRequest {
-                    service: service.clone(),
-                });
-                request.set_timeout(timeout);
+                let request = request(
+                    HealthCheckRequest {
+                        service: service.clone(),
+                    },
+                    metadata,
+                    timeout,
+                );
                 let response = HealthClient::new(channel).check(request).await;
                 response.map(|r| {
                     let serving = r.get_ref().status == ServingStatus::Serving as i32;
@@ -70,15 +75,18 @@ pub async fn send(
                 })
             }
             CallKind::Echo { payload } => {
-                let mut request = tonic::Request::new(EchoRequest {
-                    payload: payload.clone(),
-                });
-                request.set_timeout(timeout);
+                let request = request(
+                    EchoRequest {
+                        payload: payload.clone(),
+                    },
+                    metadata,
+                    timeout,
+                );
                 let response = EchoClient::new(channel).echo(request).await;
                 response.map(|r| (identity(r.metadata(), identity_header), true))
             }
             CallKind::Method(call) => {
-                let response = send_raw(channel, call, timeout).await;
+                let response = send_raw(channel, call, timeout, metadata).await;
                 response.map(|r| {
                     let answered_by = identity(r.metadata(), identity_header);
                     call.sample(answered_by.as_deref(), r.get_ref());
@@ -108,9 +116,27 @@ pub async fn send(
             result: Err(code_name(status.code()).into()),
             identity: identity(status.metadata(), identity_header),
             unreachable: status.code() == Code::Unavailable,
-            message: Some(status.message().to_string()).filter(|m| !m.is_empty()),
+            // A failed TLS handshake, in words, rather than "transport error".
+            message: crate::tls::explain(&status)
+                .map(|failure| failure.to_string())
+                .or_else(|| Some(status.message().to_string()).filter(|m| !m.is_empty())),
         },
     }
+}
+
+/// A request with the run's metadata and deadline.
+pub(super) fn request<T>(
+    message: T,
+    metadata: &CallMetadata,
+    timeout: Duration,
+) -> tonic::Request<T> {
+    let mut request = tonic::Request::from_parts(
+        MetadataMap::from_headers(metadata.headers()),
+        tonic::Extensions::default(),
+        message,
+    );
+    request.set_timeout(timeout);
+    request
 }
 
 /// The identity header's value, if present and printable.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::{CallKind, send};
+use crate::metadata::CallMetadata;
 use crate::pool::Member;
 use crate::record::EndpointKey;
 
@@ -20,9 +21,17 @@ pub async fn identify(
     members: &[Arc<Member>],
     call: &CallKind,
     identity_header: &str,
+    metadata: &CallMetadata,
 ) -> Vec<EndpointKey> {
     let asks = members.iter().map(|member| async move {
-        let outcome = send(member.channel(), call, IDENTIFY_TIMEOUT, identity_header).await;
+        let outcome = send(
+            member.channel(),
+            call,
+            IDENTIFY_TIMEOUT,
+            identity_header,
+            metadata,
+        )
+        .await;
         if let Some(identity) = &outcome.identity {
             member.saw_identity(identity);
         }

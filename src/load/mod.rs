@@ -34,6 +34,8 @@ pub struct LoadPlan {
     pub call: CallKind,
     /// Response header naming the server (`hostname` by default).
     pub identity_header: String,
+    /// Metadata every call carries (`--metadata`).
+    pub metadata: crate::metadata::CallMetadata,
 }
 
 /// How calls are credited to endpoints.
@@ -143,6 +145,7 @@ async fn call_once(context: &Context, record: Option<(&mut Recorder, Option<Inst
             &plan.call,
             plan.timeout,
             &plan.identity_header,
+            &plan.metadata,
         )
         .await
     };

@@ -78,13 +78,13 @@ pub(super) async fn send_raw(
     channel: Channel,
     call: &RawCall,
     timeout: Duration,
+    metadata: &crate::metadata::CallMetadata,
 ) -> Result<Response<Bytes>, Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("connection not ready: {e}")))?;
-    let mut request = tonic::Request::new(call.next_request());
-    request.set_timeout(timeout);
+    let request = super::call::request(call.next_request(), metadata, timeout);
     grpc.unary(request, call.path.clone(), BytesCodec).await
 }
 

@@ -28,11 +28,34 @@ impl Member {
     /// Creates the member and its (lazily connecting) channel.
     pub fn dial(endpoint: Endpoint, settings: &ChannelSettings) -> Result<Member, String> {
         let uri = format!("http://{}", endpoint.address);
-        let channel = tonic::transport::Endpoint::from_shared(uri)
+        let mut dial = tonic::transport::Endpoint::from_shared(uri)
             .map_err(|e| format!("cannot dial {}: {e}", endpoint.address))?
             .connect_timeout(settings.connect_timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        // Calls name `--authority` (and `https` over TLS) instead of the address.
+        let scheme = if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let authority = settings
+            .authority
+            .as_ref()
+            .map_or(endpoint.address.as_str(), |a| a.as_str());
+        if settings.tls.is_some() || settings.authority.is_some() {
+            let origin = format!("{scheme}://{authority}")
+                .parse()
+                .map_err(|e| format!("cannot dial {}: {e}", endpoint.address))?;
+            dial = dial.origin(origin);
+        }
+        let channel = match &settings.tls {
+            None => dial.connect_lazy(),
+            Some(tls) => dial.connect_with_connector_lazy(crate::tls::connector(
+                endpoint.address.clone(),
+                tls.clone(),
+                settings.connect_timeout,
+            )),
+        };
         Ok(Member {
             endpoint,
             channel,

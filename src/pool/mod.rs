@@ -24,6 +24,10 @@ pub struct ChannelSettings {
     /// (when others are available), as gRPC skips a subchannel in
     /// TRANSIENT_FAILURE.
     pub eject_for: Duration,
+    /// Dial over TLS (`None`: plaintext HTTP/2).
+    pub tls: Option<crate::tls::ClientTls>,
+    /// The `:authority` of every call instead of the address dialled.
+    pub authority: Option<http::uri::Authority>,
 }
 
 impl Default for ChannelSettings {
@@ -31,6 +35,8 @@ impl Default for ChannelSettings {
         ChannelSettings {
             connect_timeout: Duration::from_secs(3),
             eject_for: Duration::from_secs(1),
+            tls: None,
+            authority: None,
         }
     }
 }

@@ -15,7 +15,7 @@ mod stream;
 pub use client::{ClientTls, ClientTlsOptions, ServerNameChoice, TlsSummary};
 pub use failure::{HandshakeFailure, explain};
 pub use server::{ServerTls, ServerTlsOptions};
-pub use stream::{ConnectError, Stream, connect};
+pub use stream::{ConnectError, Stream, connect, connector};
 
 use std::path::PathBuf;
 

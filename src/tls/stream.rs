@@ -117,3 +117,28 @@ impl AsyncWrite for Stream {
         }
     }
 }
+
+/// A tonic/hyper connector that dials `address` over TLS, whatever URI it
+/// is asked for (the pool names each member's address itself).
+pub fn connector(
+    address: String,
+    tls: ClientTls,
+    limit: Duration,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<Stream>,
+    Error = ConnectError,
+    Future = impl Future<Output = Result<hyper_util::rt::TokioIo<Stream>, ConnectError>> + Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |_uri: http::Uri| {
+        let address = address.clone();
+        let tls = tls.clone();
+        async move {
+            connect(&address, Some(&tls), limit)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    })
+}
