@@ -124,7 +124,7 @@ fn from_certificate(error: &CertificateError) -> HandshakeFailure {
             presented,
         } => HandshakeFailure::NameMismatch {
             expected: expected.to_str().into_owned(),
-            presented: presented.clone(),
+            presented: presented.iter().map(|name| plain_name(name)).collect(),
         },
         CertificateError::Expired => HandshakeFailure::Expired { not_after: None },
         CertificateError::ExpiredContext { not_after, .. } => HandshakeFailure::Expired {
@@ -135,6 +135,16 @@ fn from_certificate(error: &CertificateError) -> HandshakeFailure {
         }
         other => HandshakeFailure::Other(format!("the server's certificate is invalid ({other})")),
     }
+}
+
+/// `echo.test` from webpki's `DnsName("echo.test")`, `10.0.0.1` from
+/// `IpAddress(10.0.0.1)`; anything else as it is.
+fn plain_name(presented: &str) -> String {
+    let inner = presented
+        .split_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or(presented);
+    inner.trim_matches('"').to_string()
 }
 
 fn from_alert(alert: AlertDescription) -> HandshakeFailure {
@@ -222,6 +232,8 @@ mod tests {
             )),
             HandshakeFailure::ClientCertRequired
         );
+        assert_eq!(plain_name("DnsName(\"echo.test\")"), "echo.test");
+        assert_eq!(plain_name("IpAddress(10.0.0.1)"), "10.0.0.1");
         let rejected = from_alert(AlertDescription::UnknownCA).to_string();
         assert!(rejected.contains("unknown ca"), "{rejected}");
         let expired = HandshakeFailure::Expired {
