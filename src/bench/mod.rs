@@ -63,7 +63,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     }
     let (prepared, samples) = call::prepare(plan, &pool).await?;
     let plan = prepared.as_ref().unwrap_or(plan);
-    let known = identify(
+    let (known, unreachable) = identify(
         &pool.members(),
         &plan.load.call,
         &plan.load.identity_header,
@@ -89,7 +89,8 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
-                let notices = problems.clone();
+                let mut notices = problems.clone();
+                notices.extend(unreachable.iter().cloned());
                 run_headless(plan, resolution, Arc::clone(&pool), notices, judged).await
             }
         };

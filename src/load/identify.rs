@@ -16,13 +16,15 @@ use crate::record::EndpointKey;
 const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The key each member is known by: the identity it answered with (which
-/// the member also remembers), else its endpoint's own label.
+/// the member also remembers), else its endpoint's own label; and, for each
+/// member whose TLS handshake failed, `address: reason` (such a member is
+/// skipped by the run, so its row alone would not say why).
 pub async fn identify(
     members: &[Arc<Member>],
     call: &CallKind,
     identity_header: &str,
     metadata: &CallMetadata,
-) -> Vec<EndpointKey> {
+) -> (Vec<EndpointKey>, Vec<String>) {
     let asks = members.iter().map(|member| async move {
         let outcome = send(
             member.channel(),
@@ -35,10 +37,18 @@ pub async fn identify(
         if let Some(identity) = &outcome.identity {
             member.saw_identity(identity);
         }
-        EndpointKey {
+        let address = member.endpoint().address.clone();
+        let tls_failure = outcome
+            .message
+            .filter(|m| m.starts_with("TLS: "))
+            .map(|m| format!("{address}: {m}"));
+        let key = EndpointKey {
             name: member.fallback_identity(),
-            address: member.endpoint().address.clone(),
-        }
+            address,
+        };
+        (key, tls_failure)
     });
-    join_all(asks).await
+    let answers = join_all(asks).await;
+    let failures = answers.iter().filter_map(|(_, f)| f.clone()).collect();
+    (answers.into_iter().map(|(key, _)| key).collect(), failures)
 }
