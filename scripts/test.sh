@@ -45,7 +45,8 @@ done
 # The C-core gRPC peers run on Debian's own interpreter.
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || missing+=(python3-grpcio)
 /usr/bin/python3 -c 'import grpc_tools' >/dev/null 2>&1 || missing+=(python3-grpc-tools)
-/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# Debian's venv needs the pip wheel that python3-venv brings.
+compgen -G '/usr/share/python-wheels/pip-*.whl' >/dev/null || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

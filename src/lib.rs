@@ -7,7 +7,8 @@
 //!
 //! Each subcommand's flow is one module that runs a validated [`plan`]:
 //! [`bench`] (resolve, pool, identify, run each mode, judge), [`watch`]
-//! (`grpclb resolve`), [`serve`], [`register`] and [`demo`]. A [`Failure`]
+//! (`grpclb resolve`), [`serve`], [`register`], [`demo`] and [`merge`]
+//! (reports of many clients added and judged as one). A [`Failure`]
 //! says why a flow could not run, with the exit code that says so.
 
 pub mod bench;
@@ -15,6 +16,7 @@ pub mod demo;
 pub mod etcd;
 mod failure;
 pub mod load;
+pub mod merge;
 pub mod metadata;
 pub mod method;
 pub mod pick;

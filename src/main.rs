@@ -53,6 +53,21 @@ async fn dispatch(command: Command) -> Result<u8, Failure> {
             grpclb::register::run(args.plan()?).await?;
             Ok(0)
         }
+        Command::Merge(args) => {
+            let plan = args.plan()?;
+            let runs = grpclb::merge::run(&plan)?;
+            let text = match plan.output {
+                Output::Json => grpclb::merge::json(&runs)
+                    .map_err(|e| Failure::CannotRun(format!("cannot encode the report: {e}")))?,
+                Output::Table => grpclb::merge::tables(&runs),
+            };
+            print::stdout(&text)?;
+            let outcome = grpclb::merge::exit_code(&runs);
+            if let Some(message) = outcome.message {
+                eprintln!("grpclb: {message}");
+            }
+            Ok(outcome.code)
+        }
         Command::Demo(args) => {
             let plan = args.plan()?;
             let table = plan.output == Output::Table;

@@ -5,7 +5,8 @@
 //! plan directly, without clap.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use crate::etcd::{EtcdOptions, ValueFormat};
 use crate::load::LoadPlan;
@@ -53,6 +54,9 @@ pub struct BenchPlan {
     pub assertions: Assertions,
     /// Keep measuring until the checks hold for a window, up to this long.
     pub settle: Option<Duration>,
+    /// Wait until this wall-clock time before warming up (`--start-at`), so
+    /// that many clients measure over the same window.
+    pub start_at: Option<SystemTime>,
     pub output: Output,
     /// No live progress view.
     pub quiet: bool,
@@ -123,4 +127,22 @@ pub struct RegisterPlan {
     pub format: ValueFormat,
     pub name: Option<String>,
     pub etcd: EtcdOptions,
+}
+
+/// Where `grpclb merge` reads reports from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportSource {
+    /// Standard input (`-`).
+    Stdin,
+    File(PathBuf),
+}
+
+/// A validated `merge` invocation.
+#[derive(Debug, Clone)]
+pub struct MergePlan {
+    /// Each holds one or more JSON documents from `grpclb bench -o json`.
+    pub sources: Vec<ReportSource>,
+    /// Judged on the merged spread, as `bench` judges one run.
+    pub assertions: Assertions,
+    pub output: Output,
 }

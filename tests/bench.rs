@@ -206,20 +206,16 @@ fn open_loop_shows_a_stall_as_queueing_that_closed_loop_hides() {
     let pods = backends("stall", 71, 1);
     let target = ipv4_target(&pods);
     let args = |extra: &[&str]| {
-        let mut args = vec![
-            target.clone(),
-            "-z".into(),
-            "6s".into(),
-            "-c".into(),
-            "8".into(),
-        ];
+        let mut args = vec![target.clone(), "-z".into(), "6s".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
     // Both runs over the same server and the same stretch: it stops
-    // answering (SIGSTOP) for one second in the middle of the runs.
-    let open = bench_in_background(args(&["--rate", "200"]));
-    let closed = bench_in_background(args(&[]));
+    // answering (SIGSTOP) for one second in the middle of the runs. The
+    // open loop has enough calls in flight that the stall's backlog drains
+    // at once after it, even on a loaded machine.
+    let open = bench_in_background(args(&["--rate", "200", "-c", "64"]));
+    let closed = bench_in_background(args(&["-c", "8"]));
     std::thread::sleep(Duration::from_millis(2_500));
     support::signal(&pods[0].process.child, "STOP");
     std::thread::sleep(Duration::from_secs(1));

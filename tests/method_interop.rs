@@ -11,28 +11,23 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::{
-    Process, assert_accounted, code, json, requests_by_name, run_grpclb, spawn_until_line,
+    Process, assert_accounted, can_run, code, json, requests_by_name, run_grpclb, spawn_until_line,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// The venv's interpreter (Debian's python3 with grpcio-reflection added);
-/// `None` (skip) outside CI when it is missing, a failure in CI.
+/// The venv's interpreter (Debian's python3 with grpcio-reflection added),
+/// when `scripts/test.sh` has made it; else the test cannot run (a failure in CI).
 fn peer_python() -> Option<String> {
     let path = format!(
         "{}/target/python-peers/bin/python",
         env!("CARGO_MANIFEST_DIR")
     );
-    if Path::new(&path).exists() {
-        return Some(path);
-    }
-    let why =
-        format!("{path} is missing; scripts/test.sh creates it (grpcio-reflection in a venv)");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    None
+    let present = Path::new(&path).exists();
+    can_run((!present).then(|| {
+        format!("{path} is missing (grpcio-reflection in a venv; scripts/test.sh creates it)")
+    }))
+    .then_some(path)
 }
 
 /// A C-core server of `lbtest.v1.Greeter`.

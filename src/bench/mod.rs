@@ -11,6 +11,7 @@ mod windows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 pub use outcome::{Outcome, exit_code};
 
@@ -20,7 +21,7 @@ use crate::pick::RoundRobin;
 use crate::plan::{BenchPlan, RunMode};
 use crate::pool::{ChannelSettings, Pool};
 use crate::record::{EndpointKey, Live, Recorder, Tallies};
-use crate::report::{ChangeReport, Report, RunInfo};
+use crate::report::{ChangeReport, ClientIdentity, Report, RunInfo};
 use crate::resolve::{self, Resolution};
 use crate::verdict::{Assertions, Balancing, NOT_JUDGED, judge};
 use follow::Follower;
@@ -70,6 +71,9 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         &plan.load.metadata,
     )
     .await;
+    if let Some(at) = plan.start_at {
+        start_together(at).await;
+    }
     // With several modes, only the headless run is judged; the others are
     // shown for contrast.
     let judged_alone = plan.runs.len() == 1;
@@ -132,7 +136,7 @@ async fn run_clusterip(
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let (record, elapsed_s) =
+            let (record, started_at, elapsed_s) =
                 measured(&pool, &load, &attribution, "clusterip", plan.quiet).await;
             let info = RunInfo {
                 mode: "clusterip".into(),
@@ -141,6 +145,9 @@ async fn run_clusterip(
                 call: plan.load.call.method().into(),
                 connections,
                 elapsed_s,
+                started_at,
+                balancing,
+                measured_by: Some(ClientIdentity::from_env()),
             };
             let tallies = Tallies::new(&record, known);
             judged_report(
@@ -173,7 +180,7 @@ async fn run_headless(
         concurrency: plan.load.concurrency,
     };
     windows::until_settled(plan, judged, async |load: LoadPlan| {
-        let (record, elapsed_s) = measured(
+        let (record, started_at, elapsed_s) = measured(
             &pool,
             &load,
             &Attribution::PerEndpoint,
@@ -199,6 +206,9 @@ async fn run_headless(
             call: plan.load.call.method().into(),
             connections,
             elapsed_s,
+            started_at,
+            balancing,
+            measured_by: Some(ClientIdentity::from_env()),
         };
         let tallies = Tallies::new(&record, &expected);
         judged_report(
@@ -214,22 +224,39 @@ async fn run_headless(
     .await
 }
 
-/// Drives the load with a live progress view; returns the record and the
-/// measured seconds.
+/// Waits until `--start-at`, so that clients started apart (an Indexed
+/// Job's pods) warm up and measure over the same window. A start already
+/// past is said on stderr: the windows will not fully overlap.
+async fn start_together(at: SystemTime) {
+    match at.duration_since(SystemTime::now()) {
+        Ok(wait) => tokio::time::sleep(wait).await,
+        Err(late) => eprintln!(
+            "grpclb: --start-at was {:.1}s ago; starting now (this client's window starts late)",
+            late.duration().as_secs_f64()
+        ),
+    }
+}
+
+/// Drives the load with a live progress view; returns the record, the
+/// wall-clock start of the measured part and its seconds.
 async fn measured(
     pool: &Arc<Pool>,
     load: &LoadPlan,
     attribution: &Attribution,
     label: &str,
     quiet: bool,
-) -> (Recorder, f64) {
+) -> (Recorder, SystemTime, f64) {
     let live = Arc::new(Live::default());
     let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
     let result = drive(Arc::clone(pool), load.clone(), attribution.clone(), live).await;
     if let Some(progress) = progress {
         progress.finish();
     }
-    (result.record, result.elapsed.as_secs_f64())
+    // The measured part ended just now; its start is that long before.
+    let started = SystemTime::now()
+        .checked_sub(result.elapsed)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    (result.record, started, result.elapsed.as_secs_f64())
 }
 
 /// Judges the tallies and builds the report; a run shown only for contrast

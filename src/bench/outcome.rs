@@ -21,19 +21,26 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
             .flat_map(|e| e.error_codes.keys().map(String::as_str))
             .collect();
         let codes: Vec<&str> = codes.into_iter().collect();
-        // A server that explains its refusal runs: the request is what to check.
+        // A server that refuses with a reason runs: the request is what to
+        // check. (Unreachable and timed-out calls carry the client's words.)
+        let refused = dead.error_messages.iter().find(|(code, messages)| {
+            !matches!(
+                code.as_str(),
+                "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "CANCELLED"
+            ) && !messages.is_empty()
+        });
+        // A failed handshake: no server got as far as a call.
         let tls_failure = dead
             .error_messages
             .values()
             .flatten()
             .find(|m| m.starts_with("TLS: "));
-        let hint = match dead.error_messages.iter().next() {
-            // The handshake failed: no server got as far as a call.
+        let hint = match refused {
             _ if tls_failure.is_some() => format!(
                 "no endpoint could be reached: {}",
                 tls_failure.map_or("", String::as_str)
             ),
-            Some((code, messages)) if !messages.is_empty() => format!(
+            Some((code, messages)) => format!(
                 "the servers answered {code}: {:?}; check the request (--data) and the method",
                 messages[0]
             ),

@@ -1,11 +1,12 @@
 //! `grpclb bench` flags and their conversion into a [`BenchPlan`].
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
 
 use super::{
-    ConnectArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call, parse_duration,
+    AssertArgs, ConnectArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call,
+    parse_duration,
 };
 use grpclb::Failure;
 use grpclb::load::{CallKind, LoadPlan, Stop};
@@ -15,7 +16,7 @@ use grpclb::plan::{BenchPlan, RunMode};
 use grpclb::resolve::ResolveOptions;
 use grpclb::serve::IDENTITY_HEADER;
 use grpclb::target::Target;
-use grpclb::verdict::{Assertions, ErrorBudget, Weights};
+use grpclb::verdict::Weights;
 
 /// Which way calls reach the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,42 +100,17 @@ pub struct BenchArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub method: MethodArgs,
-    /// Fail (exit 1) unless every endpoint got calls and its count lies within the bound of a fair
-    /// balancer for the policy: exact ± calls in flight for round_robin, binomial (false alarm ≤ 1e-4
-    /// per run) for random, least_request, pick_first and clusterip.
-    #[arg(long)]
-    pub assert_even: bool,
-    /// Fail when an endpoint's share differs from its expected share by more than this (0..1).
-    #[arg(long)]
-    pub max_deviation: Option<f64>,
-    /// Fail when the busiest endpoint got more than R times the calls of the idlest (after --weights).
-    #[arg(long, value_name = "R")]
-    pub max_ratio: Option<f64>,
-    /// Fail when the chi-square goodness-of-fit p-value against the expected spread is below P.
-    #[arg(long = "chi2-p", value_name = "P")]
-    pub chi2_p: Option<f64>,
-    /// Fail unless exactly this many endpoints answered calls.
-    #[arg(long)]
-    pub expect_endpoints: Option<usize>,
-    /// Fail when an endpoint (expected to get calls) got none.
-    #[arg(long)]
-    pub all_endpoints_hit: bool,
-    /// Fail when more calls failed than this: a count (0) or a percentage (1%).
-    #[arg(long, value_parser = parse_error_budget)]
-    pub max_errors: Option<ErrorBudget>,
-    /// Fail when one endpoint's calls fail beyond this: a count (0) or a percentage of its calls
-    /// (5%). With --assert-even the default is 1% of its calls or the calls in flight, whichever
-    /// is more (what a pod that dies mid-run loses).
-    #[arg(long, value_parser = parse_error_budget, value_name = "BUDGET")]
-    pub max_endpoint_errors: Option<ErrorBudget>,
-    /// Expect an unequal spread: by name (pod-a=9,pod-b=1; a name or address; unlisted endpoints
-    /// expect nothing) or one weight per endpoint in target order (9,1).
-    #[arg(long, value_parser = parse_weights)]
-    pub weights: Option<Weights>,
+    /// The verdict's checks.
+    #[command(flatten)]
+    pub assert: AssertArgs,
     /// Keep measuring in windows until the checks hold for a whole window, for at most this long
     /// (e.g. 2m); report the last window and how long it took.
     #[arg(long, value_parser = parse_duration, value_name = "D")]
     pub settle: Option<Duration>,
+    /// Wait until this time (RFC 3339 UTC, e.g. 2026-12-01T10:00:00Z) before warming up, so that
+    /// many clients (an Indexed Job's pods) measure over the same window for `grpclb merge`.
+    #[arg(long, value_parser = parse_start_at, value_name = "RFC3339")]
+    pub start_at: Option<SystemTime>,
     /// Cluster access, DNS refresh, terminating endpoints.
     #[command(flatten)]
     pub discovery: DiscoveryArgs,
@@ -144,12 +120,18 @@ pub struct BenchArgs {
     pub connect: ConnectArgs,
 }
 
-fn parse_error_budget(s: &str) -> Result<ErrorBudget, String> {
-    s.parse()
-}
+/// How far ahead `--start-at` may be: further is taken for a mistake.
+const START_AT_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
-fn parse_weights(s: &str) -> Result<Weights, String> {
-    s.parse()
+fn parse_start_at(s: &str) -> Result<SystemTime, String> {
+    let at = grpclb::report::parse_rfc3339(s)?;
+    match at.duration_since(SystemTime::now()) {
+        Ok(ahead) if ahead > START_AT_LIMIT => Err(format!(
+            "{s} is {} ahead; --start-at waits at most 24h (a wrong date?)",
+            humantime::format_duration(Duration::from_secs(ahead.as_secs()))
+        )),
+        _ => Ok(at),
+    }
 }
 
 impl LoadArgs {
@@ -241,18 +223,6 @@ impl BenchArgs {
         if self.connections == Some(0) {
             return Err(Failure::Usage("--connections must be at least 1".into()));
         }
-        if let Some(d) = self.max_deviation
-            && !(0.0..=1.0).contains(&d)
-        {
-            return Err(Failure::Usage(format!(
-                "--max-deviation {d} must be a share between 0 and 1 (0.10 = ±10 percentage points)"
-            )));
-        }
-        if self.expect_endpoints == Some(0) {
-            return Err(Failure::Usage(
-                "--expect-endpoints must be at least 1".into(),
-            ));
-        }
         let service_address = match &self.clusterip_target {
             Some(address) => Some(clusterip_address(
                 &Target::parse(address)?,
@@ -298,48 +268,15 @@ impl BenchArgs {
                 vec![clusterip_run(address), RunMode::Headless]
             }
         };
-        if let Some(r) = self.max_ratio
-            && !(r.is_finite() && r >= 1.0)
-        {
-            return Err(Failure::Usage(format!(
-                "--max-ratio {r} must be at least 1 (busiest ÷ idlest; 1.5 = the busiest may get 50% more)"
-            )));
-        }
-        if let Some(p) = self.chi2_p
-            && !(0.0..1.0).contains(&p)
-        {
-            return Err(Failure::Usage(format!(
-                "--chi2-p {p} must be a p-value from 0 to below 1 (e.g. 0.001)"
-            )));
-        }
         if self.settle.is_some_and(|d| d.is_zero()) {
             return Err(Failure::Usage(
                 "--settle must be longer than 0 (e.g. 2m)".into(),
             ));
         }
-        let mut assertions = Assertions {
-            spread: self.assert_even,
-            max_deviation: self.max_deviation,
-            max_ratio: self.max_ratio,
-            chi2_p: self.chi2_p,
-            expect_endpoints: self.expect_endpoints,
-            all_endpoints_hit: self.all_endpoints_hit || self.assert_even,
-            max_errors: self.max_errors,
-            endpoint_errors: self.max_endpoint_errors,
-            weights: self.weights.clone(),
-        };
+        let mut assertions = self.assert.assertions()?;
         if self.settle.is_some() && !assertions.any() {
             // Settling waits for the default bound when nothing else is asked.
             assertions.spread = true;
-        }
-        if let Some(Weights::InOrder(weights)) = &assertions.weights
-            && let Some(expected) = assertions.expect_endpoints
-            && weights.len() != expected
-        {
-            return Err(Failure::Usage(format!(
-                "--weights lists {} weights but --expect-endpoints is {expected}; give one weight per endpoint",
-                weights.len()
-            )));
         }
         if !pods_known
             && (assertions.judges_spread() || assertions.weights.is_some())
@@ -367,6 +304,7 @@ impl BenchArgs {
             method,
             assertions,
             settle: self.settle,
+            start_at: self.start_at,
             output: self.load.output.into(),
             quiet: self.load.quiet,
             resolve: ResolveOptions {

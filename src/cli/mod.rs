@@ -4,10 +4,12 @@
 //! raw flag.
 
 mod applies;
+mod assert;
 mod bench;
 mod demo;
 mod discovery;
 mod etcd;
+mod merge;
 mod method;
 mod parse;
 mod register;
@@ -17,10 +19,12 @@ mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use assert::AssertArgs;
 pub use bench::BenchArgs;
 pub use demo::DemoArgs;
 pub use discovery::DiscoveryArgs;
 pub use etcd::EtcdArgs;
+pub use merge::MergeArgs;
 pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
 pub use parse::parse;
 pub use register::{RegisterArgs, ServeRegisterArgs};
@@ -49,6 +53,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Register an address in etcd under a lease and keep it alive until stopped.
     Register(RegisterArgs),
+    /// Merge the JSON reports of many clients (`bench -o json`) and judge the whole spread.
+    Merge(MergeArgs),
     /// List the services and methods a server offers (server reflection) or .proto files describe.
     List(ListArgs),
     /// Show a service, method or message and the shape of its messages.

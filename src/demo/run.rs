@@ -48,6 +48,7 @@ pub async fn run(
         load: plan.load.clone(),
         assertions: Assertions::default(),
         settle: None,
+        start_at: None,
         output: plan.output,
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),

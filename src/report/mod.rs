@@ -3,15 +3,20 @@
 
 mod compare;
 pub mod endpoints;
+pub mod histogram;
+mod provenance;
 mod table;
 
 use serde::Serialize;
 
 pub use compare::{comparison_table, conclusion};
+pub use provenance::{BalancingReport, ClientIdentity, SCHEMA, after, parse_rfc3339, rfc3339};
 pub use table::render;
 
+use std::time::SystemTime;
+
 use crate::record::{NO_ENDPOINT, Tallies, Tally};
-use crate::verdict::Verdict;
+use crate::verdict::{Balancing, Verdict};
 
 /// The reports as one JSON document: the report itself for one run,
 /// `{"runs": [...]}` for several.
@@ -76,6 +81,11 @@ pub struct EndpointReport {
     /// The first few distinct `grpc-message`s per status code; empty when none came.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub error_messages: std::collections::BTreeMap<String, Vec<String>>,
+
+    // -- For `grpclb merge` (issue 13). --
+    /// Every successful call's latency in µs (HdrHistogram V2 + DEFLATE,
+    /// base64), so that merged percentiles are exact.
+    pub latency_histogram: String,
 }
 
 /// A change of the endpoint set during the run.
@@ -115,6 +125,22 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
     pub verdict: Verdict,
+
+    // -- For `grpclb merge` (issue 13): what adding reports from many
+    // clients exactly needs. The fields above keep their names and meaning.
+    /// The form of this document ([`SCHEMA`]).
+    pub schema: u32,
+    /// Wall-clock start of the measured run (after warm-up), RFC 3339 UTC.
+    pub started_at: String,
+    /// Wall-clock end of the measured run, RFC 3339 UTC.
+    pub ended_at: String,
+    /// The client that measured (absent in a merged report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<ClientIdentity>,
+    /// How calls were balanced: what the fair bound of a merge is built on.
+    pub balancing: BalancingReport,
+    /// Every successful call's latency in µs (HdrHistogram V2 + DEFLATE, base64).
+    pub latency_histogram: String,
     /// How the run dialled over TLS (absent: plaintext).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<crate::tls::TlsSummary>,
@@ -132,6 +158,11 @@ pub struct RunInfo {
     pub call: String,
     pub connections: usize,
     pub elapsed_s: f64,
+    /// When the measured run started (wall clock).
+    pub started_at: SystemTime,
+    pub balancing: Balancing,
+    /// The client that measured; `None` for a merge of several.
+    pub measured_by: Option<ClientIdentity>,
 }
 
 impl Report {
@@ -166,6 +197,7 @@ impl Report {
                 latency_ms: Latency::of(tally),
                 error_codes: tally.error_codes.clone(),
                 error_messages: tally.error_messages.clone(),
+                latency_histogram: histogram::encode(&tally.latency_us),
             })
             .collect();
         let rps = if info.elapsed_s > 0.0 {
@@ -190,6 +222,12 @@ impl Report {
             changes,
             notices,
             verdict,
+            schema: SCHEMA,
+            started_at: rfc3339(info.started_at),
+            ended_at: rfc3339(after(info.started_at, info.elapsed_s)),
+            measured_by: info.measured_by,
+            balancing: info.balancing.into(),
+            latency_histogram: histogram::encode(&total.latency_us),
             tls: None,
             metadata: Vec::new(),
         }
@@ -240,6 +278,12 @@ mod tests {
             call: "grpc.health.v1.Health/Check".into(),
             connections: 1,
             elapsed_s: 2.0,
+            started_at: SystemTime::UNIX_EPOCH,
+            balancing: Balancing::PerConnection {
+                connections: 1,
+                concurrency: 1,
+            },
+            measured_by: None,
         };
         let tallies = Tallies::new(&record, &[key("a"), key("b")]);
         let report = Report::build(info, &tallies, vec![], vec![], Verdict::default());
