@@ -167,11 +167,13 @@ fn from_alert(alert: AlertDescription) -> HandshakeFailure {
 fn alert_words(alert: AlertDescription) -> String {
     let name = format!("{alert:?}");
     let mut words = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 && !name[..i].ends_with(|p: char| p.is_ascii_uppercase())
-        {
+    let mut previous_upper = true;
+    for c in name.chars() {
+        // A new word starts at an upper-case letter after a lower-case one.
+        if c.is_ascii_uppercase() && !previous_upper {
             words.push(' ');
         }
+        previous_upper = c.is_ascii_uppercase();
         words.push(c.to_ascii_lowercase());
     }
     words

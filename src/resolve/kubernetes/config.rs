@@ -239,6 +239,36 @@ fn in_cidr(ip: IpAddr, network: IpAddr, bits: u32) -> bool {
     }
 }
 
+/// Why a kubeconfig cannot be used, without quoting the file: a YAML
+/// parser's message shows the offending line, and a kubeconfig's lines hold
+/// tokens and keys. A parse error is reduced to where it is.
+fn kubeconfig_problem(err: &kube::config::KubeconfigError) -> String {
+    let text = err.to_string();
+    if !matches!(err, kube::config::KubeconfigError::Parse(_)) {
+        return text.lines().next().unwrap_or_default().to_string();
+    }
+    let place = text
+        .find("line ")
+        .map(|at| &text[at..])
+        .map(|rest| {
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == ' ' || *c == ','))
+                .map_or(rest.len(), |(i, _)| i);
+            rest[..end].trim().to_string()
+        })
+        .filter(|place| place.contains("column"));
+    match place {
+        Some(place) => format!(
+            "it is not valid kubeconfig YAML ({place}; the content is not shown, as it may hold credentials)"
+        ),
+        None => {
+            "it is not valid kubeconfig YAML (the content is not shown, as it may hold credentials)"
+                .to_string()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,35 +339,5 @@ mod tests {
         );
         assert!(with("api.example.com:443", "https://api.example.com:6443").is_some());
         assert!(with("other.com, foo", "https://api.example.com").is_some());
-    }
-}
-
-/// Why a kubeconfig cannot be used, without quoting the file: a YAML
-/// parser's message shows the offending line, and a kubeconfig's lines hold
-/// tokens and keys. A parse error is reduced to where it is.
-fn kubeconfig_problem(err: &kube::config::KubeconfigError) -> String {
-    let text = err.to_string();
-    if !matches!(err, kube::config::KubeconfigError::Parse(_)) {
-        return text.lines().next().unwrap_or_default().to_string();
-    }
-    let place = text
-        .find("line ")
-        .map(|at| &text[at..])
-        .and_then(|rest| {
-            let end = rest
-                .char_indices()
-                .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == ' ' || *c == ','))
-                .map_or(rest.len(), |(i, _)| i);
-            Some(rest[..end].trim().to_string())
-        })
-        .filter(|place| place.contains("column"));
-    match place {
-        Some(place) => format!(
-            "it is not valid kubeconfig YAML ({place}; the content is not shown, as it may hold credentials)"
-        ),
-        None => {
-            "it is not valid kubeconfig YAML (the content is not shown, as it may hold credentials)"
-                .to_string()
-        }
     }
 }
