@@ -166,6 +166,11 @@ fn bad_command_lines_are_refused_with_the_flag_named() {
         ),
         bench(&["--mode", "both"], 2, "--clusterip-target"),
         bench(&["--payload-bytes", "5"], 2, "--call echo"),
+        bench(
+            &["--call", "echo", "--payload-bytes", "99999999999999"],
+            2,
+            "--payload-bytes",
+        ),
         // Unknown policy and bad check values.
         bench(&["--lb", "fastest"], 2, "unknown policy"),
         bench(&["--max-deviation", "3"], 2, "between 0 and 1"),

@@ -5,8 +5,20 @@
 use super::bench::{BenchArgs, ModeChoice};
 use grpclb::Failure;
 
-/// Refuses `bench` flags that the chosen `--mode` would ignore.
+/// The largest echo payload: gRPC servers refuse messages over 4 MiB by
+/// default, and a payload is allocated before the run (a huge one would
+/// abort the process, not fail a check). The load engine bounds it too.
+const MAX_PAYLOAD_BYTES: usize = 4_000_000;
+
+/// Refuses `bench` flags that the chosen `--mode` would ignore, and sizes
+/// that could not even be allocated.
 pub fn check_bench(args: &BenchArgs) -> Result<(), Failure> {
+    if args.load.payload_bytes > MAX_PAYLOAD_BYTES {
+        return Err(Failure::Usage(format!(
+            "--payload-bytes {} is over {MAX_PAYLOAD_BYTES} (gRPC servers refuse messages over 4 MiB by default)",
+            args.load.payload_bytes
+        )));
+    }
     if args.mode == ModeChoice::Headless {
         if args.connections.is_some() {
             return Err(Failure::Usage(
