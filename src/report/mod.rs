@@ -156,6 +156,12 @@ pub struct Report {
     /// What the client itself cost, and whether it may have been the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientReport>,
+    /// How the run dialled over TLS (absent: plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsSummary>,
+    /// The metadata every call carried, credentials as `<redacted>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<String>,
 }
 
 /// What describes a run besides its record.
@@ -242,6 +248,8 @@ impl Report {
             latency_histogram: histogram::encode(&total.latency_us),
             load: None,
             client: None,
+            tls: None,
+            metadata: Vec::new(),
         }
     }
 
