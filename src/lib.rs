@@ -17,6 +17,7 @@ pub mod etcd;
 mod failure;
 pub mod load;
 pub mod merge;
+pub mod metadata;
 pub mod method;
 pub mod pick;
 pub mod plan;
@@ -29,6 +30,7 @@ pub mod resolve;
 pub mod serve;
 pub mod signal;
 pub mod target;
+pub mod tls;
 pub mod verdict;
 pub mod watch;
 

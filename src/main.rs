@@ -6,16 +6,14 @@ mod print;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
-use cli::{Cli, Command};
+use cli::Command;
 use grpclb::Failure;
 use grpclb::plan::Output;
 use grpclb::report::{Report, Style};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let style = print::style(cli.color);
     match dispatch(cli.command, &style).await {
         Ok(code) => ExitCode::from(code),
@@ -31,6 +29,13 @@ async fn dispatch(command: Command, style: &Style) -> Result<u8, Failure> {
         Command::Bench(args) => {
             let file = args.load.output_file.clone();
             let plan = args.plan()?;
+            if let Some(warning) = plan
+                .tls
+                .as_ref()
+                .and_then(|tls| tls.summary().warning.as_ref())
+            {
+                eprintln!("grpclb: WARNING: {warning}");
+            }
             let reports = grpclb::bench::run(&plan).await?;
             finish(&reports, plan.output, style, file.as_deref())
         }

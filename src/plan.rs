@@ -61,6 +61,8 @@ pub struct BenchPlan {
     /// No live progress view.
     pub quiet: bool,
     pub resolve: ResolveOptions,
+    /// Dial over TLS (`None`: plaintext HTTP/2).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 /// A validated `resolve` invocation.

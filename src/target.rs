@@ -69,15 +69,27 @@ const ANY_EXAMPLE: &str = "echo.default:50051, dns:///host:50051, etcd://127.0.0
 
 impl Target {
     /// Parses any supported target form.
+    ///
+    /// A target that carries credentials (`etcd://user:pass@host/…`) is
+    /// refused, and the error shows it with the secret redacted.
     pub fn parse(input: &str) -> Result<Target, TargetError> {
+        let shown = redact(input);
         let fail = |problem: String, example: &'static str| TargetError {
-            input: input.to_string(),
+            input: shown.clone(),
             problem,
             example,
         };
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(fail("the target is empty".into(), ANY_EXAMPLE));
+        }
+        if let Some(userinfo) = userinfo(trimmed) {
+            let example = if trimmed.starts_with("etcd://") {
+                ETCD_EXAMPLE
+            } else {
+                ANY_EXAMPLE
+            };
+            return Err(fail(credentials_problem(trimmed, userinfo), example));
         }
         if let Some(rest) = trimmed.strip_prefix("kubernetes://") {
             return parse_kubernetes_uri(rest).map_err(|p| fail(p, K8S_EXAMPLE));
@@ -156,6 +168,66 @@ impl fmt::Display for Target {
             Target::HostPort { host, port } => f.write_str(&join_host_port(host, *port)),
         }
     }
+}
+
+/// What replaces a secret in every message.
+pub const REDACTED: &str = "<redacted>";
+
+/// Where a target's userinfo (`user:pass` in `etcd://user:pass@host/…`,
+/// `user:pass@host:port`) lies: from the start of the segment holding the
+/// last '@' up to it. An etcd key prefix may contain '@', so for etcd only
+/// the endpoints are searched; no other form has an '@' anywhere.
+fn userinfo_span(input: &str) -> Option<(usize, usize)> {
+    let start = match input.find("://") {
+        Some(i) => i + 3,
+        None => ["ipv4:", "ipv6:", "dns:"]
+            .iter()
+            .find(|scheme| input.starts_with(*scheme))
+            .map_or(0, |scheme| scheme.len()),
+    };
+    let rest = &input[start..];
+    let searched = if input.starts_with("etcd://") {
+        &rest[..rest.find('/').unwrap_or(rest.len())]
+    } else {
+        rest
+    };
+    let at = searched.rfind('@')?;
+    let from = searched[..at].rfind('/').map_or(0, |slash| slash + 1);
+    Some((start + from, start + at))
+}
+
+/// The userinfo of a target, if it carries one.
+fn userinfo(input: &str) -> Option<&str> {
+    userinfo_span(input).map(|(from, to)| &input[from..to])
+}
+
+/// `input` with any password (or, without a `user:` part, the whole
+/// userinfo, which may be a token) replaced by [`REDACTED`]: safe to show.
+pub fn redact(input: &str) -> String {
+    let Some((from, to)) = userinfo_span(input) else {
+        return input.to_string();
+    };
+    let shown = match input[from..to].split_once(':') {
+        Some((user, _)) => format!("{user}:{REDACTED}"),
+        None => REDACTED.to_string(),
+    };
+    format!("{}{shown}{}", &input[..from], &input[to..])
+}
+
+/// Why a target with credentials is refused, and where they go instead.
+fn credentials_problem(input: &str, userinfo: &str) -> String {
+    let user = userinfo.split_once(':').map(|(user, _)| user);
+    let for_etcd = input.starts_with("etcd://");
+    let how = match (for_etcd, user) {
+        (true, Some(user)) => format!(
+            "pass --etcd-user {user:?} and the password in ETCDCTL_PASSWORD (or --etcd-password), so that it stays out of process lists and messages"
+        ),
+        (true, None) => "pass --etcd-user NAME and the password in ETCDCTL_PASSWORD (or --etcd-password), so that it stays out of process lists and messages"
+            .to_string(),
+        (false, _) => "targets take no credentials; remove the part before '@' (etcd takes --etcd-user and ETCDCTL_PASSWORD, Kubernetes reads its kubeconfig)"
+            .to_string(),
+    };
+    format!("the target carries credentials before '@' (shown redacted); {how}")
 }
 
 /// Formats `host:port`, bracketing IPv6 literals.
@@ -609,6 +681,42 @@ mod tests {
     }
 
     #[test]
+    fn credentials_in_a_target_are_refused_and_never_shown() {
+        let err = Target::parse("etcd://root:hunter2@127.0.0.1:2379/grpclb/echo")
+            .expect_err("credentials are refused");
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(text.matches("<redacted>").count(), 1, "{text}");
+        assert!(text.contains("etcd://root:<redacted>@127.0.0.1:2379/grpclb/echo"));
+        assert!(text.contains("--etcd-user \"root\""), "{text}");
+        assert!(text.contains("ETCDCTL_PASSWORD"), "{text}");
+        assert!(!text.contains("IPv6"), "{text}");
+        for input in [
+            "etcd://tok3n@127.0.0.1:2379/grpclb/echo",
+            "dns://u:tok3n@10.0.0.1/echo:80",
+            "u:tok3n@127.0.0.1:80",
+            "static:///u:tok3n@10.0.0.1:80",
+            "kubernetes://tok3n@default/echo:80",
+        ] {
+            let text = Target::parse(input).expect_err(input).to_string();
+            assert!(!text.contains("tok3n"), "{input}: {text}");
+            assert!(text.contains("credentials"), "{input}: {text}");
+        }
+    }
+
+    #[test]
+    fn redact_leaves_targets_without_credentials_alone() {
+        for input in [
+            "etcd://127.0.0.1:2379/a@b",
+            "echo.default:grpc",
+            "ipv4:1.2.3.4:5",
+        ] {
+            assert_eq!(redact(input), input);
+        }
+        assert_eq!(redact("etcd://a:b:c@h:1/p"), "etcd://a:<redacted>@h:1/p");
+    }
+
+    #[test]
     fn display_is_canonical_and_reparses() {
         for input in [
             "echo.default:grpc",
@@ -620,6 +728,77 @@ mod tests {
         ] {
             let target = Target::parse(input).expect(input);
             assert_eq!(Target::parse(&target.to_string()), Ok(target), "{input}");
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Characters targets are made of, and a few that never belong.
+        const TARGETISH: &str = "[a-zA-Z0-9:/.@\\[\\],_!% -]{0,40}";
+
+        fn check(input: &str) {
+            match Target::parse(input) {
+                Ok(target) => {
+                    let canonical = target.to_string();
+                    assert_eq!(Target::parse(&canonical), Ok(target), "{input:?}");
+                }
+                Err(err) => {
+                    assert!(!err.problem.trim().is_empty(), "{input:?}");
+                    assert!(err.to_string().contains("example:"), "{input:?}");
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn any_string_parses_or_explains(input in ".{0,60}") {
+                check(&input);
+            }
+
+            #[test]
+            fn any_target_shaped_string_parses_or_explains(
+                scheme in prop::sample::select(vec![
+                    "", "kubernetes://", "kubernetes:///", "dns:", "dns:///", "etcd://",
+                    "ipv4:", "ipv6:", "static:///", "http://",
+                ]),
+                rest in TARGETISH,
+            ) {
+                check(&format!("{scheme}{rest}"));
+            }
+
+            #[test]
+            fn a_bad_port_is_named(
+                form in prop::sample::select(vec![
+                    "echo.default:{}", "kubernetes://ns/echo:{}", "dns:///echo.test:{}",
+                    "etcd://127.0.0.1:{}/p", "ipv4:10.0.0.1:{}", "static:///h.local:{}",
+                    "127.0.0.1:{}",
+                ]),
+                port in "([A-Z_!]{1,8}|[1-9][0-9]{5,9})",
+            ) {
+                let input = form.replace("{}", &port);
+                let text = Target::parse(&input).expect_err(&input).to_string();
+                prop_assert!(text.contains(&format!("{port:?}")), "{}: {}", input, text);
+            }
+
+            #[test]
+            fn a_password_in_a_target_never_shows(
+                form in prop::sample::select(vec![
+                    "etcd://{u}:{p}@127.0.0.1:2379/grpclb/echo",
+                    "etcd://{u}:{p}@10.0.0.1:2379,10.0.0.2:2379/grpclb/echo",
+                    "dns://{u}:{p}@10.0.0.1/echo.test:80",
+                    "{u}:{p}@echo.default:80",
+                    "static:///{u}:{p}@10.0.0.1:80",
+                ]),
+                user in "[a-z]{1,8}",
+                password in "Pw[A-Za-z0-9:@!#$%]{6,20}",
+            ) {
+                let input = form.replace("{u}", &user).replace("{p}", &password);
+                let text = Target::parse(&input).expect_err(&input).to_string();
+                prop_assert!(!text.contains(&password), "{}", text);
+                prop_assert!(text.contains("credentials"), "{}", text);
+            }
         }
     }
 }

@@ -56,6 +56,7 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     let pool = Arc::new(Pool::new(
         plan.policy.picker(),
         settings,
+        plan.tls.clone(),
         plan.resolve.include_terminating,
         Arc::clone(&engine),
     ));
@@ -73,8 +74,11 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     let connect_s = (dialled.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     let (prepared, samples) = call::prepare(plan, &pool).await?;
     let plan = prepared.as_ref().unwrap_or(plan);
-    let call = plan.load.prepare().map_err(Failure::Usage)?;
-    let known = identify(&pool, &plan.load.call, &plan.load.identity_header).await;
+    let call = plan
+        .load
+        .prepare(plan.tls.is_some())
+        .map_err(Failure::Usage)?;
+    let (known, unreachable) = identify(&pool, &call).await;
     preflight::weights_name_known_pods(plan.assertions.weights.as_ref(), &known)?;
     let mut problems = problems;
     problems.extend(preflight::shared_identities(&known));
@@ -112,7 +116,8 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 let resolution = resolution.take().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
-                let notices = problems.clone();
+                let mut notices = problems.clone();
+                notices.extend(unreachable.iter().cloned());
                 let headless =
                     run_headless(plan, resolution, Arc::clone(&pool), dial, notices, judged);
                 let mut report = headless.await;
@@ -164,6 +169,7 @@ async fn run_clusterip(
         connections,
         Box::new(RoundRobin::starting_at(0)),
         dial.settings,
+        plan.tls.clone(),
         Arc::clone(dial.engine),
     )
     .map_err(Failure::Usage)?;
@@ -439,5 +445,8 @@ fn judged_report(
     } else {
         judge(tallies, &Assertions::default(), balancing).not_judged()
     };
-    Report::build(info, tallies, changes, notices, verdict)
+    let mut report = Report::build(info, tallies, changes, notices, verdict);
+    report.tls = plan.tls.as_ref().map(|tls| tls.summary().clone());
+    report.metadata = plan.load.metadata.shown();
+    report
 }

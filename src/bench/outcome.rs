@@ -42,7 +42,20 @@ pub fn exit_code(reports: &[Report]) -> Outcome {
                 "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "CANCELLED"
             ) && !messages.is_empty()
         });
+        // A failed handshake: no server got as far as a call. The pool
+        // never picks such a member, so its reason is in the run's notes
+        // (`address: TLS: …`), not in any call's error.
+        let tls_failure = dead
+            .error_messages
+            .values()
+            .flatten()
+            .chain(&dead.notices)
+            .find(|m| m.starts_with("TLS: ") || m.contains(": TLS: "));
         let hint = match refused {
+            _ if tls_failure.is_some() => format!(
+                "no endpoint could be reached: {}",
+                tls_failure.map_or("", String::as_str)
+            ),
             Some((code, messages)) => format!(
                 "the servers answered {code}: {:?}; check the request (--data) and the method",
                 messages[0]

@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 use super::choices::Choices;
 use super::{
-    AssertArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call, parse_duration,
+    AssertArgs, ConnectArgs, DiscoveryArgs, EtcdArgs, MethodArgs, OutputArg, parse_call,
+    parse_duration,
 };
 use grpclb::Failure;
 use grpclb::load::{CallKind, LoadPlan, MAX_PAYLOAD_BYTES, Stop, check_connections};
@@ -99,9 +100,9 @@ pub struct BenchArgs {
     /// The Service (ClusterIP) address to dial in clusterip mode, when TARGET lists the pods.
     #[arg(long)]
     pub clusterip_target: Option<String>,
-    /// HTTP/2 connections held to the Service address in clusterip mode.
-    #[arg(long, default_value_t = 1)]
-    pub connections: usize,
+    /// HTTP/2 connections held to the Service address in clusterip mode [default: 1].
+    #[arg(long)]
+    pub connections: Option<usize>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -122,6 +123,8 @@ pub struct BenchArgs {
     pub discovery: DiscoveryArgs,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 /// How far ahead `--start-at` may be: further is taken for a mistake.
@@ -185,6 +188,7 @@ impl LoadArgs {
             timeout: self.timeout,
             call,
             identity_header: self.identity_header.to_ascii_lowercase(),
+            metadata: Default::default(),
         };
         // Every numeric range lives in one place: `LoadPlan::check`.
         plan.check().map_err(Failure::Usage)?;
@@ -195,6 +199,7 @@ impl LoadArgs {
 impl BenchArgs {
     /// Validates every flag and the target; errors are usage errors (exit 2).
     pub fn plan(self) -> Result<BenchPlan, Failure> {
+        super::applies::check_bench(&self)?;
         let target = Target::parse(&self.target)?;
         let method = self.method.spec(&self.load.call)?;
         let load = match &self.load.call {
@@ -211,7 +216,9 @@ impl BenchArgs {
                 "--payload-bytes and --data both give the echo payload; use one".into(),
             ));
         }
-        check_connections(self.connections).map_err(Failure::Usage)?;
+        if let Some(connections) = self.connections {
+            check_connections(connections).map_err(Failure::Usage)?;
+        }
         let service_address = match &self.clusterip_target {
             Some(address) => Some(clusterip_address(
                 &Target::parse(address)?,
@@ -226,7 +233,7 @@ impl BenchArgs {
             && wants_clusterip;
         // TARGET lists the pods unless it is the Service address itself.
         let pods_known = !(wants_clusterip && service_address.is_none()) || service_of_target;
-        let connections = self.connections;
+        let connections = self.connections.unwrap_or(1);
         let clusterip_run = |address: String| RunMode::ClusterIp {
             address,
             connections,
@@ -278,7 +285,13 @@ impl BenchArgs {
                 self.target
             )));
         }
+        let metadata = self.connect.metadata()?;
+        let tls = self
+            .connect
+            .client_tls(&target, &metadata, &self.discovery.cluster_domain)?;
+        let load = LoadPlan { metadata, ..load };
         Ok(BenchPlan {
+            tls,
             target,
             pods_known,
             runs,

@@ -3,6 +3,7 @@
 //! that step are the exit-code-2 errors. Nothing past this module sees a
 //! raw flag.
 
+mod applies;
 mod assert;
 mod bench;
 mod choices;
@@ -12,9 +13,11 @@ mod etcd;
 mod generate;
 mod merge;
 mod method;
+mod parse;
 mod register;
 mod resolve;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -26,9 +29,11 @@ pub use etcd::EtcdArgs;
 pub use generate::{CompletionsArgs, ManArgs};
 pub use merge::MergeArgs;
 pub use method::{DescribeArgs, ListArgs, MethodArgs, parse_call};
+pub use parse::parse;
 pub use register::{RegisterArgs, ServeRegisterArgs};
 pub use resolve::ResolveArgs;
 pub use serve::ServeArgs;
+pub use tls::ConnectArgs;
 
 /// Diagnose and benchmark gRPC load balancing: see whether calls spread
 /// across your pods, through a ClusterIP Service and with per-call balancing.

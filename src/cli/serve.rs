@@ -1,5 +1,6 @@
 //! `grpclb serve` flags.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -8,6 +9,7 @@ use super::{ServeRegisterArgs, parse_duration};
 use grpclb::Failure;
 use grpclb::plan::ServePlan;
 use grpclb::serve::{ConnectionAge, Faults, ServeSettings, parse_failure_code, parse_listen};
+use grpclb::tls::{ServerTls, ServerTlsOptions};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -18,6 +20,15 @@ pub struct ServeArgs {
     /// Name sent in the `hostname` header and in replies [default: $POD_NAME, else the hostname].
     #[arg(long)]
     pub name: Option<String>,
+    /// Serve over TLS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub registration: ServeRegisterArgs,
     #[command(flatten)]
@@ -71,8 +82,22 @@ impl ServeArgs {
                 "--name {name:?} must be non-empty printable ASCII without spaces (it is sent as a header)"
             )));
         }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                ServerTls::load(&ServerTlsOptions {
+                    cert,
+                    key,
+                    client_ca: self.client_ca,
+                })
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+            ),
+            _ => None,
+        };
         Ok(ServePlan {
-            settings: self.behaviour.settings()?,
+            settings: ServeSettings {
+                tls,
+                ..self.behaviour.settings()?
+            },
             register: self.registration.plan()?,
             name: self.name,
             listen,
@@ -124,6 +149,7 @@ impl ServeBehaviourArgs {
         Ok(ServeSettings {
             faults,
             connection_age,
+            tls: None,
         })
     }
 }

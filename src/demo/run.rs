@@ -52,6 +52,7 @@ pub async fn run(
         output: plan.output,
         quiet: plan.quiet,
         resolve: ResolveOptions::default(),
+        tls: None,
     };
     let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
     announce(format!(

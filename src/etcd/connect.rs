@@ -94,7 +94,7 @@ impl EtcdOptions {
         match self.password.as_deref().or(inline_password) {
             Some(password) => Ok(Some((name.to_string(), password.to_string()))),
             None => Err(EtcdError::Usage(format!(
-                "etcd user {name:?} has no password; pass --etcd-password, or write ETCDCTL_USER as {name}:PASSWORD"
+                "etcd user {name:?} has no password; set ETCDCTL_PASSWORD (or pass --etcd-password)"
             ))),
         }
     }
@@ -149,7 +149,7 @@ pub enum EtcdError {
     Unreachable { endpoints: String, detail: String },
     /// etcd answered and refused: authentication or permission.
     #[error(
-        "etcd at {endpoints} refused access: {detail}; pass --etcd-user and --etcd-password (or ETCDCTL_USER=name:password) for a user allowed to use this prefix"
+        "etcd at {endpoints} refused access: {detail}; pass --etcd-user NAME with the password in ETCDCTL_PASSWORD (or --etcd-password) for a user allowed to use this prefix"
     )]
     Denied { endpoints: String, detail: String },
     /// etcd answered with an error of its own.
@@ -159,11 +159,12 @@ pub enum EtcdError {
 
 impl EtcdError {
     /// Classifies an etcd-client error from a call to `endpoints`.
-    pub fn from_client(endpoints: &[String], err: etcd_client::Error) -> EtcdError {
-        let endpoints = endpoints.join(",");
+    pub fn from_client(raw_endpoints: &[String], err: etcd_client::Error) -> EtcdError {
+        let endpoints = shown_endpoints(raw_endpoints);
+        let scrub = |detail: String| scrub_endpoints(detail, raw_endpoints);
         match err {
             etcd_client::Error::GRpcStatus(status) => {
-                let detail = format!("{} ({:?})", status.message(), status.code());
+                let detail = scrub(format!("{} ({:?})", status.message(), status.code()));
                 match status.code() {
                     tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
                         EtcdError::Denied { endpoints, detail }
@@ -179,11 +180,11 @@ impl EtcdError {
                 }
             }
             etcd_client::Error::InvalidArgs(detail) | etcd_client::Error::EndpointError(detail) => {
-                EtcdError::Usage(format!("etcd endpoints {endpoints}: {detail}"))
+                EtcdError::Usage(format!("etcd endpoints {endpoints}: {}", scrub(detail)))
             }
             other => EtcdError::Unreachable {
                 endpoints,
-                detail: other.to_string(),
+                detail: scrub(other.to_string()),
             },
         }
     }
@@ -191,10 +192,46 @@ impl EtcdError {
     /// The error for a call that did not finish in time.
     pub fn timed_out(endpoints: &[String], what: &str, after: Duration) -> EtcdError {
         EtcdError::Unreachable {
-            endpoints: endpoints.join(","),
+            endpoints: shown_endpoints(endpoints),
             detail: format!("{what} got no answer within {after:?}"),
         }
     }
+}
+
+/// The endpoints as shown in messages: credentials written into one
+/// (`http://user:pass@host:2379` in `ETCDCTL_ENDPOINTS`) are redacted.
+fn shown_endpoints(endpoints: &[String]) -> String {
+    endpoints
+        .iter()
+        .map(|e| crate::target::redact(e))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `detail` with every endpoint that carries credentials replaced by its
+/// redacted form (etcd-client's messages quote the URI they dialled).
+fn scrub_endpoints(mut detail: String, endpoints: &[String]) -> String {
+    for endpoint in endpoints {
+        let shown = crate::target::redact(endpoint);
+        if shown != *endpoint {
+            detail = detail.replace(endpoint.as_str(), &shown);
+            // A password also shows on its own (a URI parser quoting its part).
+            if let Some(secret) = password_of(endpoint) {
+                detail = detail.replace(secret, crate::target::REDACTED);
+            }
+        }
+    }
+    detail
+}
+
+/// The password (or token) part of an endpoint's userinfo.
+fn password_of(endpoint: &str) -> Option<&str> {
+    let authority = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let (info, _) = authority.split('/').next()?.rsplit_once('@')?;
+    let secret = info.split_once(':').map_or(info, |(_, password)| password);
+    Some(secret).filter(|s| !s.is_empty())
 }
 
 /// True for etcd's messages about a missing user, a wrong password or a bad token.
@@ -359,6 +396,22 @@ mod tests {
                 .contains("--etcd-password")
         );
         assert!(!format!("{options:?}").contains("secret"));
+    }
+
+    #[test]
+    fn endpoints_with_credentials_are_redacted_in_errors() {
+        let endpoints = vec!["http://root:s3cret-pw@127.0.0.1:1".to_string()];
+        let err = EtcdError::from_client(
+            &endpoints,
+            etcd_client::Error::InvalidArgs(
+                "bad uri http://root:s3cret-pw@127.0.0.1:1 (s3cret-pw)".into(),
+            ),
+        );
+        let text = err.to_string();
+        assert!(!text.contains("s3cret-pw"), "{text}");
+        assert!(text.contains("root:<redacted>@127.0.0.1:1"), "{text}");
+        let text = EtcdError::timed_out(&endpoints, "connecting", CONNECT_TIMEOUT).to_string();
+        assert!(!text.contains("s3cret-pw"), "{text}");
     }
 
     #[test]

@@ -247,4 +247,63 @@ mod tests {
         assert_eq!("json".parse::<ValueFormat>(), Ok(ValueFormat::Json));
         assert!("xml".parse::<ValueFormat>().is_err());
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_decode_or_say_why(value in prop::collection::vec(any::<u8>(), 0..80)) {
+                if let Err(reason) = decode(&value) {
+                    prop_assert!(!reason.trim().is_empty());
+                }
+            }
+
+            #[test]
+            fn any_text_decodes_or_says_why(value in "[ -~]{0,60}") {
+                match decode(value.as_bytes()) {
+                    Ok(decoded) => {
+                        // What was accepted is a dialable address again.
+                        prop_assert_eq!(parse_address(&decoded.address), Ok(decoded.address.clone()));
+                    }
+                    Err(reason) => prop_assert!(!reason.trim().is_empty()),
+                }
+            }
+
+            #[test]
+            fn json_with_a_bad_addr_names_it(addr in "[ -~]{0,30}", op in prop::option::of(-3i64..4)) {
+                let mut object = serde_json::json!({ "Addr": addr });
+                if let Some(op) = op {
+                    object["Op"] = op.into();
+                }
+                match decode(object.to_string().as_bytes()) {
+                    Ok(decoded) => {
+                        prop_assert!(op.unwrap_or(0) == 0);
+                        prop_assert_eq!(parse_address(&addr), Ok(decoded.address));
+                    }
+                    Err(reason) => prop_assert!(
+                        reason.contains("Addr") || reason.contains("Op"),
+                        "{}", reason
+                    ),
+                }
+            }
+
+            #[test]
+            fn json_of_any_shape_decodes_or_says_why(
+                key in "[A-Za-z]{0,8}",
+                value in prop_oneof![
+                    Just(serde_json::Value::Null),
+                    any::<bool>().prop_map(serde_json::Value::from),
+                    any::<f64>().prop_map(serde_json::Value::from),
+                    "[ -~]{0,20}".prop_map(serde_json::Value::from),
+                ],
+            ) {
+                let object = serde_json::json!({ key: value, "Metadata": { "name": value } });
+                if let Err(reason) = decode(object.to_string().as_bytes()) {
+                    prop_assert!(!reason.trim().is_empty());
+                }
+            }
+        }
+    }
 }

@@ -121,6 +121,7 @@ mod tests {
                 service: String::new(),
             },
             identity_header: "hostname".into(),
+            metadata: Default::default(),
         }
     }
 

@@ -7,12 +7,13 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::RecvStream;
 use http::header::{CONTENT_TYPE, TE, USER_AGENT};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use prost::Message;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use crate::metadata::CallMetadata;
 use crate::pool::Member;
 use crate::proto::EchoRequest;
 use crate::record::ErrorCode;
@@ -109,6 +110,10 @@ pub struct Prepared {
     frames: Vec<Bytes>,
     check: ReplyCheck,
     identity_header: HeaderName,
+    /// `https` over TLS, else `http`.
+    scheme: Scheme,
+    /// `--authority`: every call's `:authority` instead of the member's address.
+    authority: Option<Authority>,
 }
 
 /// Why a call could not be prepared.
@@ -162,7 +167,31 @@ impl Prepared {
             frames,
             check: request.check,
             identity_header,
+            scheme: Scheme::HTTP,
+            authority: None,
         })
+    }
+
+    /// The same call carrying `metadata` (`--metadata` headers, and
+    /// `--authority` as every call's `:authority`), with the `https` scheme
+    /// when the pool dials over TLS.
+    pub fn addressed(mut self, metadata: &CallMetadata, tls: bool) -> Prepared {
+        metadata.apply(&mut self.headers);
+        self.authority = metadata.authority().cloned();
+        if tls {
+            self.scheme = Scheme::HTTPS;
+        }
+        self
+    }
+
+    /// The same call with another deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> Prepared {
+        let mut call = self.clone();
+        call.headers.insert(
+            HeaderName::from_static("grpc-timeout"),
+            grpc_timeout(timeout),
+        );
+        call
     }
 
     /// The same call, keeping each reply's body (for a look at what the
@@ -181,8 +210,12 @@ impl Prepared {
 
     fn request_to(&self, member: &Member) -> Request<()> {
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(member.authority().clone());
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(
+            self.authority
+                .clone()
+                .unwrap_or_else(|| member.authority().clone()),
+        );
         parts.path_and_query = Some(self.path.clone());
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;

@@ -51,6 +51,8 @@ pub struct LoadPlan {
     pub call: CallKind,
     /// Response header naming the server (`hostname` by default).
     pub identity_header: String,
+    /// Metadata every call carries (`--metadata`).
+    pub metadata: crate::metadata::CallMetadata,
 }
 
 /// How calls are credited to endpoints.
@@ -108,8 +110,9 @@ struct Run {
 }
 
 impl LoadPlan {
-    /// The plan's call, encoded once for the whole run.
-    pub fn prepare(&self) -> Result<Prepared, String> {
+    /// The plan's call with its metadata, encoded once for the whole run
+    /// (`tls`: the pool dials over TLS, so calls name the `https` scheme).
+    pub fn prepare(&self, tls: bool) -> Result<Prepared, String> {
         let identity_header = HeaderName::from_bytes(self.identity_header.as_bytes())
             .map_err(|_| {
                 format!(
@@ -118,6 +121,7 @@ impl LoadPlan {
                 )
             })?;
         Prepared::new(&self.call.request(), self.timeout, identity_header)
+            .map(|call| call.addressed(&self.metadata, tls))
             .map_err(|e| e.to_string())
     }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 
 use super::backoff::{Backoff, BackoffSettings};
 use super::member::Link;
 use super::state::{Reason, State};
+use crate::tls::{ClientTls, Stream};
 
 /// HTTP/2 flow-control windows: large enough that an echo payload never
 /// waits for a window update (the values hyper's client uses).
@@ -22,8 +22,9 @@ const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// After removal, how long calls still in flight may keep the connection.
 const REMOVED_DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
-/// Connects, keeps connected, and records every state change of `link`.
-pub(super) async fn maintain(link: Arc<Link>, settings: BackoffSettings) {
+/// Connects (over TLS when `tls` is given), keeps connected, and records
+/// every state change of `link`.
+pub(super) async fn maintain(link: Arc<Link>, settings: BackoffSettings, tls: Option<ClientTls>) {
     let mut backoff = Backoff::new(settings, Instant::now());
     let mut why: Option<Reason> = None;
     loop {
@@ -33,7 +34,7 @@ pub(super) async fn maintain(link: Arc<Link>, settings: BackoffSettings) {
         link.transition(State::Connecting, why.take());
         let deadline = backoff.attempt_deadline(Instant::now());
         let attempt = tokio::select! {
-            attempt = timeout_at(deadline, connect(&link.address)) => attempt,
+            attempt = timeout_at(deadline, connect(&link.address, tls.as_ref(), deadline)) => attempt,
             () = link.stop.notified() => return,
         };
         let failure = match attempt {
@@ -62,7 +63,7 @@ pub(super) async fn maintain(link: Arc<Link>, settings: BackoffSettings) {
 
 /// Drives a ready connection until it ends; returns why it ended. When the
 /// member is removed meanwhile, calls in flight still finish.
-async fn run(link: &Link, connection: Connection<TcpStream, Bytes>) -> Reason {
+async fn run(link: &Link, connection: Connection<Stream, Bytes>) -> Reason {
     tokio::pin!(connection);
     let ended = tokio::select! {
         ended = &mut connection => ended,
@@ -79,19 +80,21 @@ async fn run(link: &Link, connection: Connection<TcpStream, Bytes>) -> Reason {
     }
 }
 
-/// One attempt: TCP connect, then the HTTP/2 handshake.
+/// One attempt: TCP connect, the TLS handshake when asked, then the
+/// HTTP/2 handshake, all by `deadline`.
 async fn connect(
     address: &str,
-) -> Result<(SendRequest<Bytes>, Connection<TcpStream, Bytes>), Reason> {
-    let tcp = TcpStream::connect(address)
+    tls: Option<&ClientTls>,
+    deadline: Instant,
+) -> Result<(SendRequest<Bytes>, Connection<Stream, Bytes>), Reason> {
+    let limit = deadline.saturating_duration_since(Instant::now());
+    let stream = crate::tls::connect(address, tls, limit)
         .await
-        .map_err(|e| Reason::of_io(&e))?;
-    // Small calls must not wait for Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
+        .map_err(Reason::of_connect)?;
     h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
-        .handshake(tcp)
+        .handshake(stream)
         .await
         .map_err(|e| Reason::of_h2(&e))
 }

@@ -28,6 +28,7 @@ pub use state::{Reason, State, Timeline, Transition};
 
 use crate::pick::Picker;
 use crate::resolve::Endpoint;
+use crate::tls::ClientTls;
 use member::Link;
 
 /// What [`Pool::apply`] changed.
@@ -76,6 +77,8 @@ pub struct Pool {
     membership: Arc<Membership>,
     picker: Box<dyn Picker>,
     backoff: BackoffSettings,
+    /// Dial over TLS (`None`: plaintext HTTP/2).
+    tls: Option<ClientTls>,
     include_terminating: bool,
     engine: Arc<Engine>,
     /// Every member ever created, by slot (the latest version of each):
@@ -84,11 +87,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// An empty pool whose connections run on `engine`; fill it with
-    /// [`Pool::apply`].
+    /// An empty pool whose connections run on `engine` (over TLS when
+    /// `tls` is given); fill it with [`Pool::apply`].
     pub fn new(
         picker: Box<dyn Picker>,
         backoff: BackoffSettings,
+        tls: Option<ClientTls>,
         include_terminating: bool,
         engine: Arc<Engine>,
     ) -> Pool {
@@ -101,6 +105,7 @@ impl Pool {
             }),
             picker,
             backoff,
+            tls,
             include_terminating,
             engine,
             by_slot: Mutex::new(Vec::new()),
@@ -115,9 +120,10 @@ impl Pool {
         connections: usize,
         picker: Box<dyn Picker>,
         backoff: BackoffSettings,
+        tls: Option<ClientTls>,
         engine: Arc<Engine>,
     ) -> Result<Pool, String> {
-        let pool = Pool::new(picker, backoff, false, engine);
+        let pool = Pool::new(picker, backoff, tls, false, engine);
         let mut members = Vec::with_capacity(connections);
         for i in 1..=connections {
             let endpoint = Endpoint {
@@ -145,8 +151,10 @@ impl Pool {
             &endpoint.address,
             Arc::downgrade(&self.membership),
         )?);
-        self.engine
-            .spawn(slot, connection::maintain(Arc::clone(&link), self.backoff));
+        self.engine.spawn(
+            slot,
+            connection::maintain(Arc::clone(&link), self.backoff, self.tls.clone()),
+        );
         let member = Arc::new(Member::new(endpoint, link));
         by_slot.push(Arc::clone(&member));
         Ok(member)
@@ -298,6 +306,7 @@ mod tests {
         Pool::new(
             Box::new(RoundRobin::starting_at(0)),
             BackoffSettings::default(),
+            None,
             false,
             Arc::new(Engine::start(1).expect("engine")),
         )

@@ -52,6 +52,8 @@ pub enum Reason {
     Protocol(String),
     /// Any other I/O error (unreachable network, no such host, …).
     Io(String),
+    /// The TLS handshake failed; the failure in words ("TLS: unknown CA…").
+    Tls(String),
     /// The resolver dropped the endpoint.
     Removed,
 }
@@ -68,6 +70,16 @@ impl Reason {
             }
             ErrorKind::UnexpectedEof => Reason::ClosedByServer,
             _ => Reason::Io(error.to_string()),
+        }
+    }
+
+    /// Classifies a failure to open the TCP (and TLS) stream.
+    pub fn of_connect(error: crate::tls::ConnectError) -> Reason {
+        use crate::tls::ConnectError;
+        match error {
+            ConnectError::Tcp(kind, words) => Reason::of_io(&std::io::Error::new(kind, words)),
+            ConnectError::TimedOut(_) => Reason::TimedOut,
+            ConnectError::Tls(failure) => Reason::Tls(failure.to_string()),
         }
     }
 
@@ -93,6 +105,7 @@ impl fmt::Display for Reason {
             Reason::GoAway => f.write_str("GOAWAY from the server"),
             Reason::Protocol(e) => write!(f, "HTTP/2 error: {e}"),
             Reason::Io(e) => f.write_str(e),
+            Reason::Tls(e) => f.write_str(e),
             Reason::Removed => f.write_str("removed by the resolver"),
         }
     }

@@ -195,6 +195,12 @@ pub struct Report {
     /// the run ended one call timeout later.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreachable_since_s: Option<f64>,
+    /// How the run dialled over TLS (absent: plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsSummary>,
+    /// The metadata every call carried, credentials as `<redacted>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<String>,
 }
 
 /// What describes a run besides its record.
@@ -285,6 +291,8 @@ impl Report {
             interrupted: false,
             signal: None,
             unreachable_since_s: None,
+            tls: None,
+            metadata: Vec::new(),
         }
     }
 

@@ -107,6 +107,22 @@ pub fn render(report: &Report, style: &Style) -> String {
             lines.push(wrap(&format!("  {code}: {message}"), style, 4));
         }
     }
+    if let Some(tls) = &report.tls {
+        let tls_line = format!(
+            "tls: roots {} · server name {} · client certificate {}",
+            tls.roots,
+            tls.server_name,
+            if tls.client_certificate { "yes" } else { "no" }
+        );
+        lines.push(wrap(&tls_line, style, 2));
+        if let Some(warning) = &tls.warning {
+            lines.push(wrap(&format!("WARNING: {warning}"), style, 2));
+        }
+    }
+    if !report.metadata.is_empty() {
+        let metadata = format!("metadata: {}", report.metadata.join(" · "));
+        lines.push(wrap(&metadata, style, 2));
+    }
     for change in &report.changes {
         lines.push(wrap(
             &format!(

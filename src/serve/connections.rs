@@ -44,6 +44,7 @@ pub async fn serve_connections<S>(
     listener: TcpListener,
     service: S,
     age: Option<ConnectionAge>,
+    tls: Option<crate::tls::ServerTls>,
     shutdown: impl Future<Output = ()>,
     draining: impl Future<Output = ()>,
 ) where
@@ -78,7 +79,11 @@ pub async fn serve_connections<S>(
         let service = TowerToHyperService::new(service.clone());
         let drain_started = drain_started.clone();
         let age = age.map(|a| (a.jittered(), a.grace));
+        let tls = tls.clone();
         connections.spawn(async move {
+            let Some(stream) = super::tls::secure(stream, tls.as_ref()).await else {
+                return;
+            };
             let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(None)

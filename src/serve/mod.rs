@@ -11,6 +11,7 @@ mod faults;
 mod identity;
 mod listen;
 mod run;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tower::ServiceBuilder;
-use tower::util::MapResponseLayer;
+use tower::util::{MapRequestLayer, MapResponseLayer};
 
 pub use connections::ConnectionAge;
 pub use echo::EchoService;
@@ -46,6 +47,8 @@ pub struct ServeSettings {
     pub faults: Faults,
     /// `--max-connection-age`: `None` keeps connections for as long as clients do.
     pub connection_age: Option<ConnectionAge>,
+    /// Serve over TLS (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 /// Why the server could not run.
@@ -128,12 +131,14 @@ pub async fn serve_with(
         .prepare();
     let service = ServiceBuilder::new()
         .layer(name_every_reply)
+        .layer(MapRequestLayer::new(tls::keep_authority))
         .layer(FaultLayer::new(settings.faults))
         .service(routes);
     connections::serve_connections(
         listener,
         service,
         settings.connection_age,
+        settings.tls,
         shutdown,
         draining,
     )

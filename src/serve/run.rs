@@ -30,7 +30,15 @@ pub async fn run(plan: ServePlan) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::CannotRun(format!("cannot read the bound address: {e}")))?;
-    eprintln!("grpclb serve: listening on {bound} as {}", identity.name);
+    let security = match &plan.settings.tls {
+        Some(tls) if tls.requires_client_certificate() => " (TLS, client certificates required)",
+        Some(_) => " (TLS)",
+        None => "",
+    };
+    eprintln!(
+        "grpclb serve: listening on {bound}{security} as {}",
+        identity.name
+    );
     let faults = plan.settings.faults.describe();
     if !faults.is_empty() {
         eprintln!("grpclb serve: injecting faults: {faults}");

@@ -131,6 +131,11 @@ impl FromStr for Weights {
                 "--weights {s:?} mixes name=weight and bare weights; use one form, {example}"
             ));
         };
+        if !weights.values().iter().sum::<f64>().is_finite() {
+            return Err(format!(
+                "--weights {s:?}: the weights are too large to add up; use smaller numbers (9,1)"
+            ));
+        }
         if weights.values().iter().all(|w| *w == 0.0) {
             return Err(format!(
                 "--weights {s:?}: at least one weight must be above 0"
@@ -237,5 +242,44 @@ mod tests {
         let weights: Weights = "9,1".parse().unwrap();
         let mut endpoints = vec![("a".to_string(), String::new())];
         assert!(weights.shares(&mut endpoints).is_err());
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_error_budget_parses_or_names_itself(text in "[ -~]{0,20}") {
+                match text.parse::<ErrorBudget>() {
+                    Ok(ErrorBudget::Fraction(f)) => prop_assert!((0.0..=1.0).contains(&f)),
+                    Ok(ErrorBudget::Count(_)) => {}
+                    Err(message) => {
+                        prop_assert!(message.contains(&format!("{:?}", text.trim())), "{}", message);
+                    }
+                }
+            }
+
+            #[test]
+            fn any_weights_parse_to_usable_shares_or_name_the_flag(
+                text in "[a-z0-9=,. e+-]{0,30}|[0-9e.]{1,12}(,[0-9e.]{1,12}){0,3}",
+            ) {
+                match text.parse::<Weights>() {
+                    Ok(weights) => {
+                        let values = weights.values();
+                        let total: f64 = values.iter().sum();
+                        prop_assert!(total.is_finite() && total > 0.0);
+                        prop_assert!(values.iter().all(|w| w.is_finite() && *w >= 0.0));
+                        let mut endpoints: Vec<(String, String)> = match &weights {
+                            Weights::InOrder(ws) => (0..ws.len()).map(|i| (format!("e{i}"), String::new())).collect(),
+                            Weights::ByName(_) => Vec::new(),
+                        };
+                        let shares = weights.shares(&mut endpoints).expect("shares");
+                        prop_assert!(shares.iter().all(|s| s.is_finite()));
+                    }
+                    Err(message) => prop_assert!(message.starts_with("--weights"), "{}", message),
+                }
+            }
+        }
     }
 }

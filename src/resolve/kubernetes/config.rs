@@ -37,8 +37,9 @@ async fn load(options: &ResolveOptions) -> Result<Config, ResolveError> {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|err| {
                 ResolveError::Failed(format!(
-                    "could not read the kubeconfig {}: {err}; check the --kubeconfig path",
-                    path.display()
+                    "could not read the kubeconfig {}: {}; check the --kubeconfig path",
+                    path.display(),
+                    kubeconfig_problem(&err)
                 ))
             })?;
             (kubeconfig, format!("--kubeconfig {}", path.display()))
@@ -47,12 +48,13 @@ async fn load(options: &ResolveOptions) -> Result<Config, ResolveError> {
             Ok(Some(kubeconfig)) => (kubeconfig, "KUBECONFIG".to_string()),
             Err(err) => {
                 return Err(ResolveError::Failed(format!(
-                    "could not read the kubeconfig named by KUBECONFIG: {err}; fix or unset KUBECONFIG, or pass --kubeconfig"
+                    "could not read the kubeconfig named by KUBECONFIG: {}; fix or unset KUBECONFIG, or pass --kubeconfig",
+                    kubeconfig_problem(&err)
                 )));
             }
             Ok(None) => match Kubeconfig::read() {
                 Ok(kubeconfig) => (kubeconfig, "~/.kube/config".to_string()),
-                Err(file_err) => return in_cluster(options, &file_err.to_string()),
+                Err(file_err) => return in_cluster(options, &kubeconfig_problem(&file_err)),
             },
         },
     };
@@ -234,6 +236,36 @@ fn in_cidr(ip: IpAddr, network: IpAddr, bits: u32) -> bool {
             u128::from(ip) & mask == u128::from(net) & mask
         }
         _ => false,
+    }
+}
+
+/// Why a kubeconfig cannot be used, without quoting the file: a YAML
+/// parser's message shows the offending line, and a kubeconfig's lines hold
+/// tokens and keys. A parse error is reduced to where it is.
+fn kubeconfig_problem(err: &kube::config::KubeconfigError) -> String {
+    let text = err.to_string();
+    if !matches!(err, kube::config::KubeconfigError::Parse(_)) {
+        return text.lines().next().unwrap_or_default().to_string();
+    }
+    let place = text
+        .find("line ")
+        .map(|at| &text[at..])
+        .map(|rest| {
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == ' ' || *c == ','))
+                .map_or(rest.len(), |(i, _)| i);
+            rest[..end].trim().to_string()
+        })
+        .filter(|place| place.contains("column"));
+    match place {
+        Some(place) => format!(
+            "it is not valid kubeconfig YAML ({place}; the content is not shown, as it may hold credentials)"
+        ),
+        None => {
+            "it is not valid kubeconfig YAML (the content is not shown, as it may hold credentials)"
+                .to_string()
+        }
     }
 }
 
