@@ -5,35 +5,34 @@
 
 mod call;
 mod follow;
+mod measure;
 mod outcome;
 mod preflight;
 mod progress;
+mod states;
 mod stop;
 mod windows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 pub use outcome::{Outcome, exit_code};
 
 use crate::Failure;
-use crate::load::{
-    Attribution, LoadPlan, Prepared, RunResult, drive, identify, raise_open_files_limit,
-};
+use crate::load::{Attribution, LoadPlan, Prepared, identify, raise_open_files_limit};
 use crate::method::ResponseSamples;
 use crate::pick::RoundRobin;
 use crate::plan::{BenchPlan, RunMode};
 use crate::pool::{BackoffSettings, Engine, Pool};
-use crate::record::{EndpointKey, Live, Tallies};
-use crate::report::{
-    ChangeReport, ClientIdentity, Report, RunInfo, StateReport, TransitionReport, load_and_client,
-};
+use crate::record::{EndpointKey, Tallies};
+use crate::report::{ClientIdentity, Report, RunInfo};
 use crate::resolve::{self, Resolution};
-use crate::verdict::{Assertions, Balancing, judge};
+use crate::verdict::Balancing;
 use follow::Follower;
-use progress::Progress;
-use stop::{Cut, Interrupt, Watch};
+use measure::{judged_report, measured, start_together, with_client, with_cut};
+use states::{never_ready, states};
+use stop::Interrupt;
 
 /// Longest wait for the pool's first connections before measuring.
 const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -287,166 +286,4 @@ async fn run_headless(
         report
     })
     .await
-}
-
-/// Waits until `--start-at`, so that clients started apart (an Indexed
-/// Job's pods) warm up and measure over the same window. A start already
-/// past is said on stderr: the windows will not fully overlap.
-async fn start_together(at: SystemTime) {
-    match at.duration_since(SystemTime::now()) {
-        Ok(wait) => tokio::time::sleep(wait).await,
-        Err(late) => eprintln!(
-            "grpclb: --start-at was {:.1}s ago; starting now (this client's window starts late)",
-            late.duration().as_secs_f64()
-        ),
-    }
-}
-
-/// Drives the load with a live progress view, until done or cut short (a
-/// signal, or no endpoint reachable for longer than the call timeout).
-async fn measured(
-    pool: &Arc<Pool>,
-    load: &LoadPlan,
-    dial: Dial<'_>,
-    attribution: &Attribution,
-    label: &str,
-    quiet: bool,
-) -> (RunResult, Option<Cut>, Instant) {
-    let live = Arc::new(Live::default());
-    let measure_start = Instant::now() + load.warmup;
-    let progress = Progress::start(label, load.stop, load.warmup, Arc::clone(&live), quiet);
-    let watch = Watch::start(
-        Arc::clone(dial.interrupt),
-        Arc::clone(pool),
-        Arc::clone(&live),
-        load.timeout,
-        measure_start,
-    );
-    let result = drive(Arc::clone(pool), load, dial.call.clone(), attribution, live).await;
-    let cut = watch.cut().await;
-    if let Some(progress) = progress {
-        progress.finish();
-    }
-    (result, cut, measure_start)
-}
-
-/// Marks a run that was cut short: interrupted (not judged: a partial run
-/// says nothing about fairness), or ended when nothing was reachable.
-fn with_cut(mut report: Report, cut: Option<Cut>) -> Report {
-    match cut {
-        None => {}
-        Some(Cut::Signal(signal)) => {
-            report.interrupted = true;
-            report.signal = Some(signal.to_string());
-            report.verdict = report.verdict.not_judged();
-            report.verdict.checked = format!("not judged: interrupted by {signal}");
-        }
-        Some(Cut::NothingReachable { since_s }) => {
-            report.unreachable_since_s = Some(since_s);
-            report.notices.push(format!(
-                "no endpoint was reachable from {since_s:+.2}s on; the run ended one call timeout later"
-            ));
-        }
-    }
-    report
-}
-
-/// Each member's connection states over the run, by address; `start` is
-/// the end of the warm-up and `end` the end of the run.
-fn states(
-    pool: &Pool,
-    start: Instant,
-    end: Instant,
-) -> std::collections::BTreeMap<String, StateReport> {
-    let seconds = |at: Instant| {
-        let s = if at >= start {
-            at.duration_since(start).as_secs_f64()
-        } else {
-            -start.duration_since(at).as_secs_f64()
-        };
-        (s * 1000.0).round() / 1000.0
-    };
-    pool.members()
-        .iter()
-        .map(|member| {
-            let timeline = member.timeline();
-            let transitions = timeline.transitions();
-            // Time not ready within [start, end]: each state lasts until the next.
-            let mut unavailable = 0.0;
-            for (i, t) in transitions.iter().enumerate() {
-                let until = transitions.get(i + 1).map_or(end, |next| next.at);
-                let (from, until) = (t.at.max(start), until.min(end));
-                if t.state != crate::pool::State::Ready && until > from {
-                    unavailable += until.duration_since(from).as_secs_f64();
-                }
-            }
-            let report = StateReport {
-                now: timeline.state().name().to_string(),
-                unavailable_s: (unavailable * 1000.0).round() / 1000.0,
-                transitions: transitions
-                    .iter()
-                    .map(|t| TransitionReport {
-                        at_s: seconds(t.at),
-                        state: t.state.name().to_string(),
-                        reason: t.reason.as_ref().map(|r| r.to_string()),
-                    })
-                    .collect(),
-            };
-            (member.endpoint().address.clone(), report)
-        })
-        .collect()
-}
-
-/// Members that were never ready during the run, with the last reason they
-/// failed: they fail the verdict by name.
-fn never_ready(pool: &Pool) -> std::collections::BTreeMap<String, String> {
-    pool.members()
-        .iter()
-        .filter_map(|member| {
-            let timeline = member.timeline();
-            let transitions = timeline.transitions();
-            if transitions
-                .iter()
-                .any(|t| t.state == crate::pool::State::Ready)
-            {
-                return None;
-            }
-            let why = transitions
-                .iter()
-                .rev()
-                .find_map(|t| t.reason.as_ref())
-                .map_or("never connected".to_string(), |r| r.to_string());
-            Some((member.endpoint().address.clone(), why))
-        })
-        .collect()
-}
-
-/// Adds the asked-versus-achieved load and the client's own cost.
-fn with_client(mut report: Report, load: &LoadPlan, result: &RunResult) -> Report {
-    let (load, client) = load_and_client(load, result);
-    report.load = Some(load);
-    report.client = Some(client);
-    report
-}
-
-/// Judges the tallies and builds the report; a run shown only for contrast
-/// is measured against no assertion and says it was not judged.
-fn judged_report(
-    info: RunInfo,
-    tallies: &Tallies,
-    changes: Vec<ChangeReport>,
-    notices: Vec<String>,
-    plan: &BenchPlan,
-    balancing: Balancing,
-    judged: bool,
-) -> Report {
-    let verdict = if judged {
-        judge(tallies, &plan.assertions, balancing)
-    } else {
-        judge(tallies, &Assertions::default(), balancing).not_judged()
-    };
-    let mut report = Report::build(info, tallies, changes, notices, verdict);
-    report.tls = plan.tls.as_ref().map(|tls| tls.summary().clone());
-    report.metadata = plan.load.metadata.shown();
-    report
 }
