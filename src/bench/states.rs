@@ -11,7 +11,9 @@ use crate::report::{StateReport, TransitionReport};
 /// the end of the warm-up and `end` the end of the run.
 pub(super) fn states(pool: &Pool, start: Instant, end: Instant) -> BTreeMap<String, StateReport> {
     let seconds = |at: Instant| seconds_from(start, at);
-    pool.members()
+    // Removed members too (a pod gone mid-run keeps its story); the newest
+    // member of an address, when a pod was re-added, is the one shown.
+    pool.every_member()
         .iter()
         .map(|member| {
             let timeline = member.timeline();

@@ -91,10 +91,27 @@ async fn connect(
     let stream = crate::tls::connect(address, tls, limit)
         .await
         .map_err(Reason::of_connect)?;
-    h2::client::Builder::new()
+    let (sender, mut connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake(stream)
         .await
-        .map_err(|e| Reason::of_h2(&e))
+        .map_err(|e| Reason::of_h2(&e))?;
+    // Ready only once the server answers: its SETTINGS come before the
+    // ACK of our PING. A listener whose process is dying (a SIGKILLed pod)
+    // accepts but never answers, and must not be picked meanwhile.
+    if let Some(mut ping_pong) = connection.ping_pong() {
+        tokio::select! {
+            pong = ping_pong.ping(h2::Ping::opaque()) => {
+                pong.map_err(|e| Reason::of_h2(&e))?;
+            }
+            ended = &mut connection => {
+                return Err(match ended {
+                    Ok(()) => Reason::ClosedByServer,
+                    Err(e) => Reason::of_h2(&e),
+                });
+            }
+        }
+    }
+    Ok((sender, connection))
 }

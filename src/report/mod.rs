@@ -293,7 +293,9 @@ impl Report {
         let buckets = if width_us == 0 {
             0
         } else {
-            ((info.elapsed_s * 1e6) as u64).div_ceil(width_us) as usize
+            // Calls in flight at the end may finish a little after it.
+            (((info.elapsed_s * 1e6) as u64).div_ceil(width_us) as usize)
+                .min(crate::record::MAX_BUCKETS)
         };
         let seconds = |us: Option<u64>| us.map(|us| round3(us as f64 / 1e6));
         let mut endpoints: Vec<EndpointReport> = tallies
