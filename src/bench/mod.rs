@@ -39,16 +39,29 @@ const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
+    run_with(plan, None).await
+}
+
+/// [`run`] over a resolution the caller drives instead of the plan's
+/// target (the demo's scenarios add and remove pods mid-run).
+pub async fn run_resolved(
+    plan: &BenchPlan,
+    resolution: Resolution,
+) -> Result<Vec<Report>, Failure> {
+    run_with(plan, Some(resolution)).await
+}
+
+async fn run_with(plan: &BenchPlan, given: Option<Resolution>) -> Result<Vec<Report>, Failure> {
     raise_open_files_limit();
     let interrupt = Interrupt::listen()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGINT handler: {e}")))?;
     let engine = Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?;
     let engine = Arc::new(engine);
     let settings = BackoffSettings::default();
-    let mut resolution = if plan.pods_known {
-        Some(resolve::start(&plan.target, &plan.resolve).await?)
-    } else {
-        None
+    let mut resolution = match given {
+        Some(resolution) => Some(resolution),
+        None if plan.pods_known => Some(resolve::start(&plan.target, &plan.resolve).await?),
+        None => None,
     };
     // The pods' pool is dialled once: asked who each pod is, then balanced
     // over by the headless run.
