@@ -23,13 +23,13 @@ pub struct DemoArgs {
 /// The scenarios `--scenario` offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioArg {
-    /// 2 pods, 2 more join mid-run: clusterip leaves them idle, headless finds them
+    /// 2 pods, then 2 more join mid-run
     ScaleUp,
-    /// 3 pods replaced one by one (new pod added, old one removed and drained)
+    /// 3 pods replaced one by one, mid-run
     Rollout,
-    /// pods close each connection after ~1s (GOAWAY): clusterip reconnects and moves
+    /// pods send GOAWAY after ~0.5s; clients redial
     MaxConnectionAge,
-    /// a pod dies abruptly mid-run (no GOAWAY): its calls in flight fail, the rest move
+    /// a pod dies mid-run, without GOAWAY
     Kill,
 }
 

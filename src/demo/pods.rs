@@ -44,7 +44,11 @@ impl Pod {
         Pod::serve(index, listener, settings)
     }
 
-    fn serve(index: usize, listener: TcpListener, settings: ServeSettings) -> Result<Pod, ServeError> {
+    fn serve(
+        index: usize,
+        listener: TcpListener,
+        settings: ServeSettings,
+    ) -> Result<Pod, ServeError> {
         let address = listener.local_addr().map_err(|source| ServeError::Bind {
             address: SocketAddr::new(pod_ip(index), 0),
             source,
@@ -90,7 +94,10 @@ impl Pod {
 
     /// Waits until the pod has stopped (cut short after a few seconds).
     async fn stopped(mut self) {
-        if tokio::time::timeout(STOP_LIMIT, &mut self.task).await.is_err() {
+        if tokio::time::timeout(STOP_LIMIT, &mut self.task)
+            .await
+            .is_err()
+        {
             self.task.abort();
         }
     }

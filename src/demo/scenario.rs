@@ -20,10 +20,12 @@ use crate::verdict::Assertions;
 const ROLLOUT_PAUSE: Duration = Duration::from_millis(300);
 
 /// `max-connection-age`: each connection gets GOAWAY after about this
-/// long (±10%), then has this grace to finish its calls.
-const CONNECTION_AGE: ConnectionAge = ConnectionAge {
-    age: Duration::from_secs(1),
-    grace: Some(Duration::from_secs(1)),
+/// long (±10%), then has this grace to finish its calls. Short, so that a
+/// run of a few seconds sees a dozen reconnects (production ages are
+/// minutes; the story is the same).
+pub(super) const CONNECTION_AGE: ConnectionAge = ConnectionAge {
+    age: Duration::from_millis(500),
+    grace: Some(Duration::from_secs(2)),
 };
 
 /// One thing a script does to the cluster.
@@ -132,7 +134,8 @@ pub(super) async fn run(
     let mut happenings = Vec::new();
     let mut victim = None;
     for clusterip in [true, false] {
-        let (mut cluster, resolution) = Cluster::start(script.pods, script.settings.clone()).await?;
+        let (mut cluster, resolution) =
+            Cluster::start(script.pods, script.settings.clone()).await?;
         if let Some(announce) = announce.take() {
             announce(format!(
                 "grpclb demo --scenario {}: {} pods on {}, a ClusterIP stand-in on {} (one random pod per TCP connection); \

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use super::scenario::CONNECTION_AGE;
 use crate::plan::Scenario;
 use crate::report::{EndpointReport, Report, parse_rfc3339};
 
@@ -69,7 +70,11 @@ impl Seen<'_> {
 
     fn scale_up_balanced(&self) -> String {
         let joined = self.named(|e| matches!(e, Event::Joined(_)));
-        let share: f64 = joined.iter().filter_map(|n| self.row(n)).map(|e| e.share).sum();
+        let share: f64 = joined
+            .iter()
+            .filter_map(|n| self.row(n))
+            .map(|e| e.share)
+            .sum();
         format!(
             "the resolver listed {} at {} and the pool picked them per call: they got {} of all calls{}.",
             pods_phrase(&joined),
@@ -106,8 +111,9 @@ impl Seen<'_> {
     fn aged_pinned(&self) -> String {
         let served = self.served();
         format!(
-            "each connection got GOAWAY after ~1s and redialled the Service, landing on a random pod: \
+            "each connection got GOAWAY after ~{:?} and redialled the Service, landing on a random pod: \
              {} of {} pods served calls{}, {} errors.",
+            CONNECTION_AGE.age,
             served.len(),
             self.report.endpoint_rows().count(),
             self.busiest()
@@ -138,7 +144,10 @@ impl Seen<'_> {
         let after = if others.is_empty() {
             "the connection found no other pod before the run ended".to_string()
         } else {
-            format!("then the connection was redialled onto {}", others.join(", "))
+            format!(
+                "then the connection was redialled onto {}",
+                others.join(", ")
+            )
         };
         format!(
             "{} held the one connection and was killed at {}: {} calls failed, {after}.",
