@@ -46,12 +46,15 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
 /// target (the demo's scenarios add and remove pods mid-run).
 pub async fn run_resolved(
     plan: &BenchPlan,
-    resolution: Resolution,
+    resolution: resolve::Resolution,
 ) -> Result<Vec<Report>, Failure> {
     run_with(plan, Some(resolution)).await
 }
 
-async fn run_with(plan: &BenchPlan, given: Option<Resolution>) -> Result<Vec<Report>, Failure> {
+async fn run_with(
+    plan: &BenchPlan,
+    given: Option<resolve::Resolution>,
+) -> Result<Vec<Report>, Failure> {
     raise_open_files_limit();
     let interrupt = Interrupt::listen()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGINT handler: {e}")))?;
