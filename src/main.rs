@@ -84,7 +84,7 @@ async fn dispatch(command: Command, style: &Style) -> Result<u8, Failure> {
             let demo = grpclb::demo::run(&plan, announce).await?;
             let code = finish(&demo.reports, plan.output, style, file.as_deref())?;
             if table {
-                print::stdout(&format!("\n{}", demo.explanation()))?;
+                print::stdout(&format!("\n{}", demo.explanation(style)))?;
             }
             Ok(code)
         }

@@ -5,7 +5,7 @@ use super::story::{Happened, explain};
 use super::{scenario, start_pods};
 use crate::Failure;
 use crate::plan::{BenchPlan, DemoPlan, RunMode, Scenario};
-use crate::report::Report;
+use crate::report::{Report, Style, wrap};
 use crate::resolve::ResolveOptions;
 use crate::target::Target;
 use crate::verdict::Assertions;
@@ -19,8 +19,9 @@ pub struct DemoRun {
 }
 
 impl DemoRun {
-    /// What the user is looking at, printed after the tables.
-    pub fn explanation(&self) -> String {
+    /// What the user is looking at, printed after the tables (a
+    /// scenario's lines wrapped for `style`).
+    pub fn explanation(&self, style: &Style) -> String {
         match &self.scenario {
             None => explanation(&self.reports),
             Some((scenario, happenings)) => {
@@ -31,6 +32,10 @@ impl DemoRun {
                     .map(|(r, h)| (r, h.as_slice()))
                     .collect();
                 explain(*scenario, &runs)
+                    .iter()
+                    .map(|line| wrap(line, style, 4))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             }
         }
     }
