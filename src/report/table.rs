@@ -23,7 +23,7 @@ struct Columns {
     p50: bool,
 }
 
-const LAYOUTS: [Columns; 9] = [
+const LAYOUTS: [Columns; 10] = [
     columns(20, 20, true, true, true),
     columns(10, 20, true, true, true),
     columns(0, 20, true, true, true),
@@ -33,6 +33,7 @@ const LAYOUTS: [Columns; 9] = [
     columns(0, 0, true, true, true),
     columns(0, 0, false, true, true),
     columns(0, 0, false, false, true),
+    columns(0, 0, false, false, false),
 ];
 
 const fn columns(bar: usize, timeline: usize, max: bool, p90: bool, p50: bool) -> Columns {
@@ -462,6 +463,29 @@ mod tests {
             "{narrow}"
         );
         assert!(narrow.contains("p99 ms"), "{narrow}");
+    }
+
+    #[test]
+    fn calls_over_time_show_only_when_the_pool_changed() {
+        let mut report = report();
+        assert!(!render(&report, &at(160)).contains("calls over time"));
+        report.changes.push(crate::report::ChangeReport {
+            at_s: 0.5,
+            added: vec![],
+            removed: vec!["10.244.12.3:50051".into()],
+        });
+        for e in &mut report.endpoints {
+            e.timeline = Some(crate::report::TimelineReport {
+                bucket_s: 0.1,
+                ok: vec![10, 10, 10, 10, 10, 0, 0, 0, 0, 0],
+                errors: vec![0; 10],
+            });
+        }
+        let wide = render(&report, &at(160));
+        assert!(wide.contains("calls over time"), "{wide}");
+        assert!(wide.contains("█████     "), "{wide}");
+        let narrow = render(&report, &at(80));
+        assert!(widest_line(&narrow) <= 80, "{narrow}");
     }
 
     #[test]
