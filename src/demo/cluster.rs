@@ -189,3 +189,51 @@ pub async fn start_service(backends: Vec<SocketAddr>) -> Result<ConnectionBalanc
     };
     ConnectionBalancer::start(listener, backends).map_err(|e| cannot(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn next_set(resolution: &mut Resolution) -> Vec<String> {
+        let update = tokio::time::timeout(Duration::from_secs(5), resolution.updates.recv()).await;
+        match update {
+            Ok(Some(Update::Reset(set))) => set.into_iter().map(|e| e.address).collect(),
+            other => panic!("expected a set, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_resolver_follows_every_pod_added_and_removed_and_keeps_a_killed_one() {
+        let (mut cluster, mut resolution) = Cluster::start(2, ServeSettings::default())
+            .await
+            .expect("cluster");
+        assert_eq!(resolution.initial.len(), 2);
+        let (added, failure) = cluster.add(1).await;
+        assert!(failure.is_none(), "{failure:?}");
+        assert_eq!(added, ["pod-3"]);
+        assert_eq!(next_set(&mut resolution).await.len(), 3);
+
+        let first = cluster.addresses()[0].clone();
+        assert!(cluster.remove("pod-1", Duration::ZERO));
+        let set = next_set(&mut resolution).await;
+        assert_eq!(set.len(), 2);
+        assert!(!set.contains(&first), "{set:?}");
+
+        // Killed: gone at once, still listed until something notices.
+        let killed: SocketAddr = cluster.addresses()[0].parse().expect("address");
+        assert!(cluster.kill("pod-2"));
+        assert_eq!(cluster.running(), ["pod-3"]);
+        assert_eq!(cluster.addresses().len(), 2);
+        let mut refused = false;
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(killed).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(refused, "a killed pod stops listening");
+        assert!(!cluster.kill("pod-2"), "no such pod any more");
+        cluster.stop().await;
+    }
+}

@@ -39,15 +39,24 @@ pub fn explain(scenario: Scenario, runs: &[(&Report, &[Happened])]) -> Vec<Strin
     let mut lines = vec!["What you see:".to_string()];
     for (report, happened) in runs {
         let seen = Seen { report, happened };
-        let line = match (scenario, report.mode.as_str()) {
-            (Scenario::ScaleUp, "clusterip") => seen.scale_up_pinned(),
-            (Scenario::ScaleUp, _) => seen.scale_up_balanced(),
-            (Scenario::Rollout, "clusterip") => seen.rollout_pinned(),
-            (Scenario::Rollout, _) => seen.rollout_balanced(),
-            (Scenario::MaxConnectionAge, "clusterip") => seen.aged_pinned(),
-            (Scenario::MaxConnectionAge, _) => seen.aged_balanced(),
-            (Scenario::Kill, "clusterip") => seen.kill_pinned(),
-            (Scenario::Kill, _) => seen.kill_balanced(),
+        // A request count can end a run before the script's first step.
+        let line = if happened.is_empty() && scenario != Scenario::MaxConnectionAge {
+            format!(
+                "the run ended after {:.1}s, before the scenario changed any pod; \
+                 give it time with --duration (e.g. --duration 6s).",
+                report.elapsed_s
+            )
+        } else {
+            match (scenario, report.mode.as_str()) {
+                (Scenario::ScaleUp, "clusterip") => seen.scale_up_pinned(),
+                (Scenario::ScaleUp, _) => seen.scale_up_balanced(),
+                (Scenario::Rollout, "clusterip") => seen.rollout_pinned(),
+                (Scenario::Rollout, _) => seen.rollout_balanced(),
+                (Scenario::MaxConnectionAge, "clusterip") => seen.aged_pinned(),
+                (Scenario::MaxConnectionAge, _) => seen.aged_balanced(),
+                (Scenario::Kill, "clusterip") => seen.kill_pinned(),
+                (Scenario::Kill, _) => seen.kill_balanced(),
+            }
         };
         lines.push(format!("  {}: {line}", report.mode));
     }
@@ -383,7 +392,8 @@ fn each(shares: &[(String, f64)]) -> String {
 }
 
 fn percent(share: f64) -> String {
-    format!("{:.0}%", share * 100.0)
+    // `+ 0.0` turns an empty sum's -0.0 into 0.
+    format!("{:.0}%", share * 100.0 + 0.0)
 }
 
 fn calls(n: u64) -> String {
@@ -406,5 +416,30 @@ fn signed_seconds(start: SystemTime, at: SystemTime) -> f64 {
     match at.duration_since(start) {
         Ok(after) => after.as_secs_f64(),
         Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_listed_as_a_sentence() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(and_list(&names(&[])), "no pod");
+        assert_eq!(and_list(&names(&["pod-3"])), "pod-3");
+        assert_eq!(
+            and_list(&names(&["pod-4", "pod-5", "pod-6"])),
+            "pod-4, pod-5 and pod-6"
+        );
+    }
+
+    #[test]
+    fn an_empty_share_reads_zero_and_counts_agree_in_number() {
+        let nothing: f64 = std::iter::empty::<f64>().sum();
+        assert_eq!(percent(nothing), "0%");
+        assert_eq!(calls(1), "1 call");
+        assert_eq!(errors(2), "2 errors");
+        assert_eq!(times(1), "once");
     }
 }
