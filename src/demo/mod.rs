@@ -12,7 +12,6 @@ mod run;
 mod scenario;
 mod story;
 
-pub use pods::{DemoPods, Pod, start_pods};
+pub use pods::{DemoPods, start_pods};
 pub use proxy::ConnectionBalancer;
 pub use run::{DemoRun, run};
-pub use story::{Event, Happened};
