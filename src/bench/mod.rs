@@ -39,19 +39,12 @@ const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
-    run_with(plan, None).await
+    run_resolved(plan, None).await
 }
 
-/// [`run`] over a resolution the caller drives instead of the plan's
-/// target (the demo's scenarios add and remove pods mid-run).
+/// [`run`] over `given`, when some, a resolution the caller drives instead
+/// of the plan's target (the demo's scenarios add and remove pods mid-run).
 pub async fn run_resolved(
-    plan: &BenchPlan,
-    resolution: resolve::Resolution,
-) -> Result<Vec<Report>, Failure> {
-    run_with(plan, Some(resolution)).await
-}
-
-async fn run_with(
     plan: &BenchPlan,
     given: Option<resolve::Resolution>,
 ) -> Result<Vec<Report>, Failure> {
@@ -62,9 +55,8 @@ async fn run_with(
     let engine = Arc::new(engine);
     let settings = BackoffSettings::default();
     let mut resolution = match given {
-        Some(resolution) => Some(resolution),
         None if plan.pods_known => Some(resolve::start(&plan.target, &plan.resolve).await?),
-        None => None,
+        given => given,
     };
     // The pods' pool is dialled once: asked who each pod is, then balanced
     // over by the headless run.

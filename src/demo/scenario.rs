@@ -152,7 +152,7 @@ pub(super) async fn run(
         let bench = bench_plan(plan, &cluster, clusterip);
         let start = Instant::now() + plan.load.warmup;
         let mut happened = Vec::new();
-        let bench_run = crate::bench::run_resolved(&bench, resolution);
+        let bench_run = crate::bench::run_resolved(&bench, Some(resolution));
         tokio::pin!(bench_run);
         // The script stops where the run stops (a signal, an early end).
         let mut early = None;
