@@ -81,10 +81,10 @@ async fn dispatch(command: Command, style: &Style) -> Result<u8, Failure> {
                 }
                 Ok(())
             };
-            let reports = grpclb::demo::run(&plan, announce).await?;
-            let code = finish(&reports, plan.output, style, file.as_deref())?;
+            let demo = grpclb::demo::run(&plan, announce).await?;
+            let code = finish(&demo.reports, plan.output, style, file.as_deref())?;
             if table {
-                print::stdout(&format!("\n{}", grpclb::demo::explanation(&reports)))?;
+                print::stdout(&format!("\n{}", demo.explanation(style)))?;
             }
             Ok(code)
         }

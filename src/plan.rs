@@ -97,6 +97,38 @@ pub struct DemoPlan {
     pub load: LoadPlan,
     pub output: Output,
     pub quiet: bool,
+    /// Pods that come and go during each run (`--scenario`); `None`: a
+    /// fixed set of `pods`.
+    pub scenario: Option<Scenario>,
+}
+
+/// What happens to the demo's pods while each mode runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// 2 pods; 2 more join a third of the way in.
+    ScaleUp,
+    /// 3 pods replaced one by one by new ones.
+    Rollout,
+    /// 3 pods that close each connection after about a second.
+    MaxConnectionAge,
+    /// 3 pods; one dies abruptly, without GOAWAY.
+    Kill,
+}
+
+/// How long each mode of a scenario runs unless `--duration` or
+/// `--requests` says otherwise: both modes fit in 20 s.
+pub const SCENARIO_DURATION: Duration = Duration::from_secs(6);
+
+impl Scenario {
+    /// The name `--scenario` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::ScaleUp => "scale-up",
+            Scenario::Rollout => "rollout",
+            Scenario::MaxConnectionAge => "max-connection-age",
+            Scenario::Kill => "kill",
+        }
+    }
 }
 
 /// Loopback addresses 127.0.0.11 … 127.0.0.254 hold the demo's pods.

@@ -39,16 +39,24 @@ const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs every mode of the plan and returns one report per mode.
 pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
+    run_resolved(plan, None).await
+}
+
+/// [`run`] over `given`, when some, a resolution the caller drives instead
+/// of the plan's target (the demo's scenarios add and remove pods mid-run).
+pub async fn run_resolved(
+    plan: &BenchPlan,
+    given: Option<resolve::Resolution>,
+) -> Result<Vec<Report>, Failure> {
     raise_open_files_limit();
     let interrupt = Interrupt::listen()
         .map_err(|e| Failure::CannotRun(format!("cannot install the SIGINT handler: {e}")))?;
     let engine = Engine::start(plan.load.threads).map_err(|e| Failure::CannotRun(e.to_string()))?;
     let engine = Arc::new(engine);
     let settings = BackoffSettings::default();
-    let mut resolution = if plan.pods_known {
-        Some(resolve::start(&plan.target, &plan.resolve).await?)
-    } else {
-        None
+    let mut resolution = match given {
+        None if plan.pods_known => Some(resolve::start(&plan.target, &plan.resolve).await?),
+        given => given,
     };
     // The pods' pool is dialled once: asked who each pod is, then balanced
     // over by the headless run.

@@ -1,36 +1,75 @@
 //! `grpclb demo`: local pods, a local ClusterIP stand-in, both modes side by side.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use super::{ConnectionBalancer, start_pods};
+use super::cluster::start_service;
+use super::story::{Happened, explain};
+use super::{scenario, start_pods};
 use crate::Failure;
-use crate::plan::{BenchPlan, DemoPlan, RunMode};
-use crate::report::Report;
+use crate::plan::{BenchPlan, DemoPlan, RunMode, Scenario};
+use crate::report::{Report, Style, wrap};
 use crate::resolve::ResolveOptions;
-use crate::serve::bind;
 use crate::target::Target;
 use crate::verdict::Assertions;
 
-/// Where the ClusterIP stand-in listens, like a Service's virtual IP.
-const SERVICE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+/// A finished demo: the reports to print, and what explains them.
+pub struct DemoRun {
+    /// clusterip, then headless.
+    pub reports: Vec<Report>,
+    /// The scenario played, with what happened during each report's run.
+    scenario: Option<(Scenario, Vec<Vec<Happened>>)>,
+}
 
-/// Runs the demo and returns both reports (clusterip, then headless).
+impl DemoRun {
+    /// What the user is looking at, printed after the tables (a
+    /// scenario's lines wrapped for `style`).
+    pub fn explanation(&self, style: &Style) -> String {
+        match &self.scenario {
+            None => explanation(&self.reports),
+            Some((scenario, happenings)) => {
+                let runs: Vec<(&Report, &[Happened])> = self
+                    .reports
+                    .iter()
+                    .zip(happenings)
+                    .map(|(r, h)| (r, h.as_slice()))
+                    .collect();
+                explain(*scenario, &runs)
+                    .iter()
+                    .map(|line| wrap(line, style, 4))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+        }
+    }
+}
+
+/// Runs the demo (with its scenario, if any) and returns both reports.
 /// `announce` hears what was started, before the runs begin.
 pub async fn run(
+    plan: &DemoPlan,
+    announce: impl FnOnce(String) -> Result<(), Failure>,
+) -> Result<DemoRun, Failure> {
+    if let Some(chosen) = plan.scenario {
+        let (reports, happenings) = scenario::run(plan, chosen, announce).await?;
+        return Ok(DemoRun {
+            reports,
+            scenario: Some((chosen, happenings)),
+        });
+    }
+    Ok(DemoRun {
+        reports: run_fixed(plan, announce).await?,
+        scenario: None,
+    })
+}
+
+/// The plain demo: `plan.pods` pods that stay up; both reports
+/// (clusterip, then headless).
+async fn run_fixed(
     plan: &DemoPlan,
     announce: impl FnOnce(String) -> Result<(), Failure>,
 ) -> Result<Vec<Report>, Failure> {
     let pods = start_pods(plan.pods)
         .await
         .map_err(|e| Failure::CannotRun(format!("cannot start the demo pods: {e}")))?;
-    let service_listener = match bind(SocketAddr::new(SERVICE_IP, 50051)).await {
-        Ok(listener) => listener,
-        Err(_) => bind(SocketAddr::new(SERVICE_IP, 0))
-            .await
-            .map_err(|e| Failure::CannotRun(format!("cannot start the ClusterIP stand-in: {e}")))?,
-    };
-    let service = ConnectionBalancer::start(service_listener, pods.addresses.clone())
-        .map_err(|e| Failure::CannotRun(format!("cannot start the ClusterIP stand-in: {e}")))?;
+    let service = start_service(pods.addresses.clone()).await?;
     let bench = BenchPlan {
         method: None,
         target: Target::Static {
@@ -67,8 +106,8 @@ pub async fn run(
     reports
 }
 
-/// What the user is looking at, printed after the tables.
-pub fn explanation(reports: &[Report]) -> String {
+/// What the user of the plain demo is looking at.
+fn explanation(reports: &[Report]) -> String {
     let busiest = |mode: &str| {
         reports.iter().find(|r| r.mode == mode).and_then(|r| {
             r.endpoint_rows()

@@ -195,6 +195,24 @@ pub struct Resolution {
     task: JoinHandle<()>,
 }
 
+impl Resolution {
+    /// A resolution whose updates come from `updates`, driven by the caller
+    /// (the demo's scenarios add and remove pods without a registry).
+    pub fn from_channel(
+        source: &'static str,
+        initial: Vec<Endpoint>,
+        updates: mpsc::Receiver<Update>,
+    ) -> Resolution {
+        Resolution {
+            source,
+            initial,
+            updates,
+            // Nothing runs in the background: the caller owns the sender.
+            task: tokio::spawn(async {}),
+        }
+    }
+}
+
 impl Drop for Resolution {
     fn drop(&mut self) {
         self.task.abort();
