@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use grpclb::pick::Policy;
-use grpclb::record::{Rows, ThreadTally};
+use grpclb::record::{Rows, Sent, ThreadTally};
 use http::HeaderValue;
 
 /// Runs `step` in batches until about `budget` has passed; returns the best
@@ -65,14 +65,21 @@ fn main() {
     }
     for k in [3usize, 1000] {
         let rows = Arc::new(Rows::default());
-        let mut tally = ThreadTally::new(rows);
+        let start = Instant::now();
+        let mut tally = ThreadTally::new(rows, start, 50_000);
         let names: Vec<HeaderValue> = (0..k)
             .map(|i| HeaderValue::from_str(&format!("pod-{i}")).expect("valid"))
             .collect();
         let ns = ns_per_call(budget, |i| {
             let slot = i % k;
-            tally.ok(
+            let sent = Sent {
                 slot,
+                epoch: 0,
+                // The load path has the send time at hand already.
+                at: start + Duration::from_micros(i as u64),
+            };
+            tally.ok(
+                sent,
                 Some(&names[slot]),
                 Duration::from_micros(200 + (i % 700) as u64),
             );

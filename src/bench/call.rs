@@ -60,7 +60,7 @@ pub async fn sample(pool: &Pool, call: &Prepared, samples: &ResponseSamples, tim
     let mut message = 0;
     while samples.wants_more() {
         let deadline = tokio::time::Instant::now() + timeout;
-        let Some(member) = pool.pick_or_wait(deadline).await else {
+        let Some((member, _)) = pool.pick_or_wait(deadline).await else {
             return;
         };
         let Ok(reply) =

@@ -310,11 +310,26 @@ impl Reply {
 }
 
 /// Sends one call to `member` with request message `message` and reads
-/// the reply. The caller bounds it with the call's deadline.
+/// the reply; the member remembers who answered on which of its
+/// connections. The caller bounds it with the call's deadline.
 pub async fn exchange(member: &Member, call: &Prepared, message: usize) -> Reply {
-    let Some(sender) = member.sender() else {
+    let Some((sender, generation)) = member.sender() else {
         return Reply::refused();
     };
+    let reply = send(member, sender, call, message).await;
+    if let Some(identity) = &reply.identity {
+        member.saw_identity(identity, generation);
+    }
+    reply
+}
+
+/// Sends the call on one connection and reads the reply.
+async fn send(
+    member: &Member,
+    sender: h2::client::SendRequest<Bytes>,
+    call: &Prepared,
+    message: usize,
+) -> Reply {
     let mut sender = match sender.ready().await {
         Ok(sender) => sender,
         Err(error) => return refused_by_connection(member, &error),

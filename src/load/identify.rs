@@ -31,13 +31,10 @@ pub async fn identify(pool: &Pool, call: &Prepared) -> (Vec<EndpointKey>, Vec<St
         // Request messages in turn (`--data-lines`), as the run sends them.
         .map(|(message, member)| {
             let prepared = &prepared;
+            // The member remembers who answered (see `exchange`).
             async move {
-                if let Ok(reply) =
-                    tokio::time::timeout_at(deadline, exchange(member, prepared, message)).await
-                    && let Some(identity) = &reply.identity
-                {
-                    member.saw_identity(identity);
-                }
+                let _ =
+                    tokio::time::timeout_at(deadline, exchange(member, prepared, message)).await;
             }
         });
     join_all(asks).await;

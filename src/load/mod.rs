@@ -31,7 +31,8 @@ pub use usage::{Usage, raise_open_files_limit};
 
 use crate::pool::{Member, Pool, identity_text};
 use crate::record::{
-    EndpointKey, ErrorCode, Live, NO_ENDPOINT, Recorder, RowKey, Rows, ThreadTally,
+    EndpointKey, ErrorCode, Live, NO_ENDPOINT, Recorder, RowKey, Rows, Sent, ThreadTally,
+    initial_width_us,
 };
 
 /// How much load to send, and how.
@@ -107,6 +108,19 @@ struct Run {
     in_flight_at_end: AtomicU64,
     /// The next request message when several are sent in turn.
     next_message: std::sync::atomic::AtomicUsize,
+}
+
+impl Run {
+    /// An empty tally for one worker thread, placing calls in time from
+    /// the end of the warm-up.
+    fn tally(&self) -> ThreadTally {
+        let duration = self.end.map(|end| end.duration_since(self.warmup_end));
+        ThreadTally::new(
+            Arc::clone(&self.rows),
+            self.warmup_end,
+            initial_width_us(duration),
+        )
+    }
 }
 
 impl LoadPlan {
@@ -196,7 +210,7 @@ pub async fn drive(
 /// One worker thread's share: `loops` call loops as local tasks counting
 /// into one tally. Returns the tally and the last completion time.
 async fn worker_thread(run: Arc<Run>, thread: usize, loops: usize) -> (ThreadTally, Instant) {
-    let tally = Rc::new(RefCell::new(ThreadTally::new(Arc::clone(&run.rows))));
+    let tally = Rc::new(RefCell::new(run.tally()));
     let handles: Vec<_> = (0..loops)
         .map(|i| {
             let run = Arc::clone(&run);
@@ -214,7 +228,7 @@ async fn worker_thread(run: Arc<Run>, thread: usize, loops: usize) -> (ThreadTal
     }
     let tally = match Rc::try_unwrap(tally) {
         Ok(tally) => tally.into_inner(),
-        Err(shared) => shared.replace(ThreadTally::new(Arc::clone(&run.rows))),
+        Err(shared) => shared.replace(run.tally()),
     };
     (tally, last)
 }
@@ -283,14 +297,14 @@ async fn call_once(
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + run.timeout);
     let mut retries = 0;
-    let (member, outcome) = loop {
-        let member = match run.pool.pick() {
-            Some(member) => member,
+    let (member, epoch, outcome) = loop {
+        let (member, epoch) = match run.pool.pick() {
+            Some(picked) => picked,
             None => match run.pool.pick_or_wait(deadline).await {
-                Some(member) => member,
+                Some(picked) => picked,
                 None => {
                     if let Some((tally, _)) = record {
-                        tally.borrow_mut().no_endpoint();
+                        tally.borrow_mut().no_endpoint(started);
                     }
                     return false;
                 }
@@ -302,26 +316,28 @@ async fn call_once(
         };
         match reply {
             Ok(reply) if reply.refused && retries < MAX_TRANSPARENT_RETRIES => retries += 1,
-            Ok(reply) => break (member, Ok(reply)),
-            Err(_elapsed) => break (member, Err(ErrorCode::DEADLINE_EXCEEDED)),
+            Ok(reply) => break (member, epoch, Ok(reply)),
+            Err(_elapsed) => break (member, epoch, Err(ErrorCode::DEADLINE_EXCEEDED)),
         }
     };
     let (result, identity, message) = match outcome {
         Ok(reply) => (reply.result, reply.identity, reply.message),
         Err(code) => (Err(code), None, None),
     };
-    if let Some(identity) = &identity {
-        member.saw_identity(identity);
-    }
     if let Some((tally, intended)) = record {
         let mut tally = tally.borrow_mut();
+        let sent = Sent {
+            slot: member.slot(),
+            epoch,
+            at: started,
+        };
         match result {
             Ok(()) => tally.ok(
-                member.slot(),
+                sent,
                 identity.as_ref(),
                 intended.unwrap_or(started).elapsed(),
             ),
-            Err(code) => tally.error(member.slot(), identity.as_ref(), code, message.as_deref()),
+            Err(code) => tally.error(sent, identity.as_ref(), code, message.as_deref()),
         }
     }
     result.is_ok()

@@ -224,6 +224,8 @@ fn parse_run(source: &str, run: Value) -> Result<ClientRun, MergeError> {
                 error_codes: e.error_codes,
                 error_messages: e.error_messages,
                 latency_us,
+                // Clients' windows differ: a merge keeps totals, not timelines.
+                ..Tally::default()
             },
         ));
     }

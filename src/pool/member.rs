@@ -1,7 +1,7 @@
 //! One pool member: an endpoint, its HTTP/2 connection and the state of
 //! that connection.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -23,6 +23,24 @@ pub struct Member {
     link: Arc<Link>,
 }
 
+/// A ready connection's request handle and its generation.
+struct Connected {
+    sender: SendRequest<Bytes>,
+    generation: u64,
+}
+
+/// One connection a member made: behind a Service address each new
+/// connection may land on another pod, so clusterip runs show them in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    /// 1 for the first connection, then 2, …
+    pub number: u64,
+    /// When it became ready.
+    pub at: Instant,
+    /// Who answered on it (the identity header), once a reply said.
+    pub identity: Option<String>,
+}
+
 /// The connection to one address and what is known about it: shared by
 /// every version of the member and by its connection task.
 pub(super) struct Link {
@@ -32,9 +50,13 @@ pub(super) struct Link {
     authority: Authority,
     timeline: Mutex<Timeline>,
     /// The connection's request handle while ready.
-    sender: ArcSwapOption<SendRequest<Bytes>>,
+    sender: ArcSwapOption<Connected>,
     in_flight: AtomicUsize,
     last_identity: ArcSwapOption<HeaderValue>,
+    /// Every connection made so far, in order, with who answered on it.
+    generations: Mutex<Vec<Generation>>,
+    /// The newest generation whose identity is known (0: none).
+    identified: AtomicU64,
     /// Woken when the member is removed.
     pub(super) stop: Notify,
     membership: Weak<Membership>,
@@ -60,6 +82,8 @@ impl Link {
             sender: ArcSwapOption::empty(),
             in_flight: AtomicUsize::new(0),
             last_identity: ArcSwapOption::empty(),
+            generations: Mutex::new(Vec::new()),
+            identified: AtomicU64::new(0),
             stop: Notify::new(),
             membership,
         })
@@ -96,7 +120,18 @@ impl Link {
         if self.state() == State::Shutdown {
             return;
         }
-        self.sender.store(Some(Arc::new(sender)));
+        let generation = {
+            let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+            let number = generations.len() as u64 + 1;
+            generations.push(Generation {
+                number,
+                at: Instant::now(),
+                identity: None,
+            });
+            number
+        };
+        self.sender
+            .store(Some(Arc::new(Connected { sender, generation })));
         self.transition(State::Ready, None);
     }
 
@@ -150,9 +185,23 @@ impl Member {
             .unwrap_or_else(|_| Timeline::new(Instant::now()))
     }
 
-    /// A handle to send a call on, while the member is ready.
-    pub fn sender(&self) -> Option<SendRequest<Bytes>> {
-        self.link.sender.load().as_deref().cloned()
+    /// A handle to send a call on, while the member is ready, and the
+    /// generation of the connection it sends on.
+    pub fn sender(&self) -> Option<(SendRequest<Bytes>, u64)> {
+        self.link
+            .sender
+            .load()
+            .as_deref()
+            .map(|c| (c.sender.clone(), c.generation))
+    }
+
+    /// Every connection made so far, oldest first.
+    pub fn generations(&self) -> Vec<Generation> {
+        self.link
+            .generations
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
     }
 
     /// The server sent GOAWAY: no new calls on this connection; calls in
@@ -174,13 +223,29 @@ impl Member {
         InFlight { link: &self.link }
     }
 
-    /// Remembers the identity this member answered with.
-    pub fn saw_identity(&self, identity: &HeaderValue) {
+    /// Remembers the identity this member answered with on connection
+    /// `generation` (the first answer of each connection names it).
+    pub fn saw_identity(&self, identity: &HeaderValue, generation: u64) {
         let last = self.link.last_identity.load();
         if last.as_deref() != Some(identity) {
             self.link
                 .last_identity
                 .store(Some(Arc::new(identity.clone())));
+        }
+        if generation > self.link.identified.load(Ordering::Relaxed) {
+            self.link
+                .identified
+                .fetch_max(generation, Ordering::Relaxed);
+            let mut generations = self
+                .link
+                .generations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(g) = generations.iter_mut().find(|g| g.number == generation)
+                && g.identity.is_none()
+            {
+                g.identity = identity_text(identity);
+            }
         }
     }
 

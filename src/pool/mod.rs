@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 pub use backoff::{Backoff, BackoffSettings};
 pub use engine::{Engine, EngineError};
-pub use member::{InFlight, Member, identity_text};
+pub use member::{Generation, InFlight, Member, identity_text};
 pub use state::{Reason, State, Timeline, Transition};
 
 use crate::pick::Picker;
@@ -44,30 +44,73 @@ impl PoolChange {
     }
 }
 
+/// The number of a span over which the ready set did not change: calls
+/// are counted per epoch so that each member's fair share can follow the
+/// time it could be picked.
+pub type Epoch = u32;
+
+/// When an epoch began and which members (by slot) could be picked in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochStart {
+    pub at: std::time::Instant,
+    pub slots: Vec<usize>,
+}
+
+/// The members that may be picked now, and the epoch they make.
+struct Ready {
+    epoch: Epoch,
+    members: Vec<Arc<Member>>,
+}
+
 /// Every member and the ready ones; shared with the connection tasks,
 /// which rebuild the ready list on each change.
 pub(crate) struct Membership {
     all: ArcSwap<Vec<Arc<Member>>>,
-    ready: ArcSwap<Vec<Arc<Member>>>,
-    /// Serializes rebuilds, so the last one stored saw every state change.
-    rebuild: Mutex<()>,
+    ready: ArcSwap<Ready>,
+    /// Every epoch so far, by number; serializes rebuilds, so the last one
+    /// stored saw every state change.
+    epochs: Mutex<Vec<EpochStart>>,
     /// Woken whenever the ready list is rebuilt.
     changed: Notify,
 }
 
 impl Membership {
+    fn new() -> Membership {
+        Membership {
+            all: ArcSwap::from_pointee(Vec::new()),
+            ready: ArcSwap::from_pointee(Ready {
+                epoch: 0,
+                members: Vec::new(),
+            }),
+            epochs: Mutex::new(vec![EpochStart {
+                at: std::time::Instant::now(),
+                slots: Vec::new(),
+            }]),
+            changed: Notify::new(),
+        }
+    }
+
     fn rebuild_ready(&self) {
-        let Ok(_serial) = self.rebuild.lock() else {
+        let Ok(mut epochs) = self.epochs.lock() else {
             return;
         };
-        let ready: Vec<Arc<Member>> = self
+        let members: Vec<Arc<Member>> = self
             .all
             .load()
             .iter()
             .filter(|m| m.state() == State::Ready)
             .cloned()
             .collect();
-        self.ready.store(Arc::new(ready));
+        let slots: Vec<usize> = members.iter().map(|m| m.slot()).collect();
+        let same = epochs.last().is_some_and(|e| e.slots == slots);
+        if !same {
+            epochs.push(EpochStart {
+                at: std::time::Instant::now(),
+                slots,
+            });
+        }
+        let epoch = (epochs.len() - 1) as Epoch;
+        self.ready.store(Arc::new(Ready { epoch, members }));
         self.changed.notify_waiters();
     }
 }
@@ -97,12 +140,7 @@ impl Pool {
         engine: Arc<Engine>,
     ) -> Pool {
         Pool {
-            membership: Arc::new(Membership {
-                all: ArcSwap::from_pointee(Vec::new()),
-                ready: ArcSwap::from_pointee(Vec::new()),
-                rebuild: Mutex::new(()),
-                changed: Notify::new(),
-            }),
+            membership: Arc::new(Membership::new()),
             picker,
             backoff,
             tls,
@@ -223,24 +261,34 @@ impl Pool {
     }
 
     /// The members that may be picked now, in resolver order.
-    pub fn ready_members(&self) -> Arc<Vec<Arc<Member>>> {
-        self.membership.ready.load_full()
+    pub fn ready_members(&self) -> Vec<Arc<Member>> {
+        self.membership.ready.load().members.clone()
     }
 
-    /// Picks the member for the next call among the ready ones; `None`
-    /// when none is ready.
-    pub fn pick(&self) -> Option<Arc<Member>> {
+    /// Every epoch of the pool so far, by number.
+    pub fn epochs(&self) -> Vec<EpochStart> {
+        self.membership
+            .epochs
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Picks the member for the next call among the ready ones, with the
+    /// epoch it was picked in; `None` when none is ready.
+    pub fn pick(&self) -> Option<(Arc<Member>, Epoch)> {
         let ready = self.membership.ready.load();
-        if ready.is_empty() {
+        if ready.members.is_empty() {
             return None;
         }
-        let chosen = self.picker.pick(ready.len(), &|i| ready[i].in_flight());
-        ready.get(chosen).cloned()
+        let members = &ready.members;
+        let chosen = self.picker.pick(members.len(), &|i| members[i].in_flight());
+        members.get(chosen).map(|m| (Arc::clone(m), ready.epoch))
     }
 
     /// Picks a ready member, waiting for one to become ready until
     /// `deadline` (then `None`), without spinning.
-    pub async fn pick_or_wait(&self, deadline: Instant) -> Option<Arc<Member>> {
+    pub async fn pick_or_wait(&self, deadline: Instant) -> Option<(Arc<Member>, Epoch)> {
         loop {
             let changed = self.membership.changed.notified();
             tokio::pin!(changed);
@@ -382,7 +430,7 @@ mod tests {
         assert_eq!(pool.ready_members().len(), 3);
         let mut counts: HashMap<String, usize> = HashMap::new();
         for _ in 0..300 {
-            let member = pool.pick().expect("a ready member");
+            let (member, _) = pool.pick().expect("a ready member");
             *counts.entry(member.endpoint().address.clone()).or_default() += 1;
         }
         assert_eq!(counts.len(), 3, "{counts:?}");
@@ -415,7 +463,7 @@ mod tests {
         pool.settled(Instant::now() + Duration::from_secs(5)).await;
         pool.apply(&endpoints(&addresses[1..]));
         for _ in 0..10 {
-            let member = pool.pick().expect("a member");
+            let (member, _) = pool.pick().expect("a member");
             assert_eq!(member.endpoint().address, addresses[1]);
         }
     }

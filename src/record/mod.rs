@@ -7,9 +7,11 @@
 
 mod histogram;
 mod tally;
+mod timeline;
 
 pub use histogram::AtomicHistogram;
-pub use tally::{ErrorCode, RowKey, Rows, ThreadTally};
+pub use tally::{ErrorCode, RowKey, Rows, Sent, ThreadTally};
+pub use timeline::{MAX_BUCKETS, Timeline, initial_width_us};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +41,12 @@ pub struct Tally {
     pub error_messages: BTreeMap<String, Vec<String>>,
     /// Latency of successful calls, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// Calls by when they were sent.
+    pub timeline: Timeline,
+    /// When the first and the last call were sent, in µs from the start of
+    /// the measured window.
+    pub first_call_us: Option<u64>,
+    pub last_call_us: Option<u64>,
 }
 
 /// Distinct error messages kept per status code: enough to see what went
@@ -61,6 +69,9 @@ impl Default for Tally {
             error_codes: BTreeMap::new(),
             error_messages: BTreeMap::new(),
             latency_us: new_histogram(),
+            timeline: Timeline::default(),
+            first_call_us: None,
+            last_call_us: None,
         }
     }
 }
@@ -97,6 +108,16 @@ impl Tally {
         }
         // Both histograms share bounds, so adding cannot fail.
         let _ = self.latency_us.add(&other.latency_us);
+        self.timeline.merge(&other.timeline);
+        self.first_call_us = earliest(self.first_call_us, other.first_call_us);
+        self.last_call_us = self.last_call_us.max(other.last_call_us);
+    }
+}
+
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -104,6 +125,8 @@ impl Tally {
 #[derive(Debug, Default, Clone)]
 pub struct Recorder {
     pub by_endpoint: BTreeMap<EndpointKey, Tally>,
+    /// Calls sent in each of the pool's epochs (by epoch number).
+    pub epoch_calls: Vec<u64>,
 }
 
 impl Recorder {
@@ -135,6 +158,7 @@ impl Recorder {
 
     /// Adds another worker's record into this one.
     pub fn merge(&mut self, other: &Recorder) {
+        add_epoch_calls(&mut self.epoch_calls, &other.epoch_calls);
         for (key, tally) in &other.by_endpoint {
             self.by_endpoint
                 .entry(key.clone())
@@ -153,6 +177,30 @@ impl Recorder {
     }
 }
 
+/// Adds calls per epoch into `into`.
+pub(crate) fn add_epoch_calls(into: &mut Vec<u64>, other: &[u64]) {
+    if other.len() > into.len() {
+        into.resize(other.len(), 0);
+    }
+    for (mine, theirs) in into.iter_mut().zip(other) {
+        *mine += theirs;
+    }
+}
+
+/// A span of the run over which the pool's ready set stayed the same, and
+/// the calls sent in it: what a time-aware fair share is built on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Epoch {
+    /// Seconds from the start of the measured window to the span's start
+    /// and end (negative: before the window).
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Calls picked in the span.
+    pub calls: u64,
+    /// The addresses of the endpoints that could be picked.
+    pub ready: Vec<String>,
+}
+
 /// A run's tallies in report order: the endpoints known to exist first, in
 /// their order (with an empty tally for one that got nothing), then every
 /// other key calls were credited to. This is what the verdict judges and
@@ -164,6 +212,10 @@ pub struct Tallies {
     /// (`connection refused`); they fail the verdict by name when they
     /// answered no call.
     pub unreachable: BTreeMap<String, String>,
+    /// The pool's epochs with the calls each carried, when the ready set
+    /// changed during the run (per-call runs); empty otherwise. Each
+    /// endpoint's fair share then follows the time it could be picked.
+    pub epochs: Vec<Epoch>,
 }
 
 impl Tallies {
@@ -187,6 +239,7 @@ impl Tallies {
         Tallies {
             rows,
             unreachable: BTreeMap::new(),
+            epochs: Vec::new(),
         }
     }
 

@@ -8,12 +8,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 
 use super::histogram::AtomicHistogram;
-use super::{EndpointKey, Recorder, Tally};
+use super::timeline::Timeline;
+use super::{EndpointKey, Recorder, Tally, add_epoch_calls};
 
 /// Why a call failed: a gRPC status code, or one of the client's own
 /// outcomes. Kept as an index so counting needs no string.
@@ -133,6 +134,9 @@ impl Rows {
     ) -> Recorder {
         let index = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut recorder = Recorder::default();
+        for thread in threads {
+            add_epoch_calls(&mut recorder.epoch_calls, &thread.epoch_calls);
+        }
         for (i, row) in index.rows.iter().enumerate() {
             let mut counts = Counts::default();
             for thread in threads {
@@ -142,6 +146,11 @@ impl Rows {
             }
             let tally = recorder.by_endpoint.entry(name(&row.key)).or_default();
             tally.ok += counts.ok;
+            tally.timeline.merge(&counts.timeline);
+            if counts.ok + counts.errors.iter().sum::<u64>() > 0 {
+                tally.first_call_us = super::earliest(tally.first_call_us, Some(counts.first_us));
+                tally.last_call_us = tally.last_call_us.max(Some(counts.last_us));
+            }
             for (code, &n) in counts.errors.iter().enumerate() {
                 if n > 0 {
                     tally.errors += n;
@@ -166,11 +175,28 @@ impl Rows {
 }
 
 /// One row's counts on one thread.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Counts {
     ok: u64,
     errors: [u64; ErrorCode::COUNT],
     max_us: u64,
+    timeline: Timeline,
+    /// When the first and last call were sent (µs into the window).
+    first_us: u64,
+    last_us: u64,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts {
+            ok: 0,
+            errors: [0; ErrorCode::COUNT],
+            max_us: 0,
+            timeline: Timeline::default(),
+            first_us: u64::MAX,
+            last_us: 0,
+        }
+    }
 }
 
 impl Counts {
@@ -180,7 +206,26 @@ impl Counts {
             *mine += theirs;
         }
         self.max_us = self.max_us.max(other.max_us);
+        self.timeline.merge(&other.timeline);
+        self.first_us = self.first_us.min(other.first_us);
+        self.last_us = self.last_us.max(other.last_us);
     }
+
+    /// Places a call sent `offset_us` into the window in time.
+    fn sent(&mut self, offset_us: u64, ok: bool) {
+        self.timeline.count(offset_us, ok);
+        self.first_us = self.first_us.min(offset_us);
+        self.last_us = self.last_us.max(offset_us);
+    }
+}
+
+/// A recorded call: the member it went to, the pool's epoch it was picked
+/// in, and when it was sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub slot: usize,
+    pub epoch: u32,
+    pub at: Instant,
 }
 
 /// The last row a member's calls went to, on this thread.
@@ -203,10 +248,18 @@ pub struct ThreadTally {
     /// The first distinct `grpc-message`s per row and code on this thread
     /// (errors only, so off the fast path).
     messages: Vec<(usize, ErrorCode, String)>,
+    /// The start of the measured window: calls are placed in time from it.
+    start: Instant,
+    /// The width timelines start at, in µs.
+    width_us: u64,
+    /// Calls sent per pool epoch.
+    epoch_calls: Vec<u64>,
 }
 
 impl ThreadTally {
-    pub fn new(rows: Arc<Rows>) -> ThreadTally {
+    /// Tallies for a window starting at `start`, whose timelines start
+    /// `width_us` wide.
+    pub fn new(rows: Arc<Rows>, start: Instant, width_us: u64) -> ThreadTally {
         ThreadTally {
             rows,
             cache: Vec::new(),
@@ -214,6 +267,9 @@ impl ThreadTally {
             counts: Vec::new(),
             calls: 0,
             messages: Vec::new(),
+            start,
+            width_us,
+            epoch_calls: Vec::new(),
         }
     }
 
@@ -243,33 +299,51 @@ impl ThreadTally {
 
     fn counts(&mut self, index: usize) -> &mut Counts {
         if index >= self.counts.len() {
-            self.counts.resize_with(index + 1, Counts::default);
+            let width_us = self.width_us;
+            self.counts.resize_with(index + 1, || Counts {
+                timeline: Timeline::new(width_us),
+                ..Counts::default()
+            });
         }
         &mut self.counts[index]
     }
 
+    /// Places a call in time and in its epoch.
+    fn placed(&mut self, index: usize, at: Instant, epoch: Option<u32>, ok: bool) {
+        let offset_us = at.saturating_duration_since(self.start).as_micros() as u64;
+        self.counts(index).sent(offset_us, ok);
+        if let Some(epoch) = epoch {
+            let epoch = epoch as usize;
+            if epoch >= self.epoch_calls.len() {
+                self.epoch_calls.resize(epoch + 1, 0);
+            }
+            self.epoch_calls[epoch] += 1;
+        }
+        self.calls += 1;
+    }
+
     /// Counts a successful call.
-    pub fn ok(&mut self, slot: usize, identity: Option<&HeaderValue>, latency: Duration) {
+    pub fn ok(&mut self, sent: Sent, identity: Option<&HeaderValue>, latency: Duration) {
         let us = (latency.as_micros() as u64).max(1);
-        let (index, row) = self.locate(slot, identity);
+        let (index, row) = self.locate(sent.slot, identity);
         row.latency_us.record(us);
         let counts = self.counts(index);
         counts.ok += 1;
         counts.max_us = counts.max_us.max(us);
-        self.calls += 1;
+        self.placed(index, sent.at, Some(sent.epoch), true);
     }
 
     /// Counts a failed call.
     pub fn error(
         &mut self,
-        slot: usize,
+        sent: Sent,
         identity: Option<&HeaderValue>,
         code: ErrorCode,
         message: Option<&str>,
     ) {
-        let (index, _) = self.locate(slot, identity);
+        let (index, _) = self.locate(sent.slot, identity);
         self.counts(index).errors[code.0 as usize] += 1;
-        self.calls += 1;
+        self.placed(index, sent.at, Some(sent.epoch), false);
         if let Some(message) = message {
             let kept = self
                 .messages
@@ -284,8 +358,8 @@ impl ThreadTally {
         }
     }
 
-    /// Counts a call that found no member to go to.
-    pub fn no_endpoint(&mut self) {
+    /// Counts a call, sent at `at`, that found no member to go to.
+    pub fn no_endpoint(&mut self, at: Instant) {
         let index = match self.no_endpoint {
             Some(index) => index,
             None => {
@@ -298,7 +372,7 @@ impl ThreadTally {
             }
         };
         self.counts(index).errors[ErrorCode::NO_ENDPOINT.0 as usize] += 1;
-        self.calls += 1;
+        self.placed(index, at, None, false);
     }
 }
 
@@ -324,15 +398,31 @@ mod tests {
         let rows = Arc::new(Rows::default());
         let a = HeaderValue::from_static("pod-a");
         let b = HeaderValue::from_static("pod-b");
-        let mut one = ThreadTally::new(Arc::clone(&rows));
-        let mut two = ThreadTally::new(Arc::clone(&rows));
-        one.ok(0, Some(&a), Duration::from_micros(300));
-        two.ok(0, Some(&a), Duration::from_micros(500));
-        two.error(0, Some(&a), ErrorCode::UNAVAILABLE, Some("gone"));
-        two.error(0, Some(&a), ErrorCode::UNAVAILABLE, Some("gone"));
-        one.ok(1, Some(&b), Duration::from_millis(2));
-        one.error(1, None, ErrorCode::DEADLINE_EXCEEDED, None);
-        two.no_endpoint();
+        let start = Instant::now();
+        let sent = |slot: usize, epoch: u32, ms: u64| Sent {
+            slot,
+            epoch,
+            at: start + Duration::from_millis(ms),
+        };
+        let mut one = ThreadTally::new(Arc::clone(&rows), start, 100_000);
+        let mut two = ThreadTally::new(Arc::clone(&rows), start, 100_000);
+        one.ok(sent(0, 0, 10), Some(&a), Duration::from_micros(300));
+        two.ok(sent(0, 0, 20), Some(&a), Duration::from_micros(500));
+        two.error(
+            sent(0, 1, 150),
+            Some(&a),
+            ErrorCode::UNAVAILABLE,
+            Some("gone"),
+        );
+        two.error(
+            sent(0, 1, 160),
+            Some(&a),
+            ErrorCode::UNAVAILABLE,
+            Some("gone"),
+        );
+        one.ok(sent(1, 1, 170), Some(&b), Duration::from_millis(2));
+        one.error(sent(1, 1, 250), None, ErrorCode::DEADLINE_EXCEEDED, None);
+        two.no_endpoint(start + Duration::from_millis(300));
         let record = rows.finish(&[one, two], key_of);
         let pod_a = &record.by_endpoint[&EndpointKey {
             name: "pod-a".into(),
@@ -342,6 +432,17 @@ mod tests {
         assert_eq!(pod_a.error_codes["UNAVAILABLE"], 2);
         assert_eq!(pod_a.error_messages["UNAVAILABLE"], ["gone"], "kept once");
         assert_eq!(pod_a.latency_us.len(), 2);
+        assert_eq!(pod_a.timeline.ok, [2, 0]);
+        assert_eq!(pod_a.timeline.errors, [0, 2]);
+        assert_eq!(
+            (pod_a.first_call_us, pod_a.last_call_us),
+            (Some(10_000), Some(160_000))
+        );
+        assert_eq!(
+            record.epoch_calls,
+            [2, 4],
+            "calls without an endpoint have no epoch"
+        );
         assert_eq!(
             pod_a.latency_us.max(),
             pod_a.latency_us.highest_equivalent(500)

@@ -57,11 +57,27 @@ pub struct Model {
     balancing: Balancing,
     /// Calls that reached an endpoint.
     calls: u64,
+    /// Spans of the run with one ready set each (1 when it never changed).
+    epochs: u64,
 }
 
 impl Model {
     pub fn new(balancing: Balancing, calls: u64) -> Model {
-        Model { balancing, calls }
+        Model {
+            balancing,
+            calls,
+            epochs: 1,
+        }
+    }
+
+    /// The same model over a run whose ready set changed `epochs − 1`
+    /// times: round robin restarts its turn at each change, so an
+    /// endpoint's count may be off by one more call per span.
+    pub fn over_epochs(self, epochs: u64) -> Model {
+        Model {
+            epochs: epochs.max(1),
+            ..self
+        }
     }
 
     /// The calls the model was built for.
@@ -90,7 +106,7 @@ impl Model {
     /// connection, each carrying as many calls as now, at least one).
     pub fn with_units(&self, units: u64) -> Model {
         match self.balancing {
-            Balancing::PerCall { .. } => Model::new(self.balancing, units),
+            Balancing::PerCall { .. } => Model::new(self.balancing, units).over_epochs(self.epochs),
             Balancing::PerConnection {
                 connections,
                 concurrency,
@@ -147,7 +163,7 @@ impl Model {
             Balancing::PerCall { concurrency, .. }
             | Balancing::PerConnection { concurrency, .. } => concurrency,
         };
-        concurrency as u64 + 1
+        concurrency as u64 + self.epochs
     }
 
     /// The range a fair balancer keeps an endpoint with this expected share

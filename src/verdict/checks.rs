@@ -23,6 +23,9 @@ pub struct Judge {
     spread_power: Power,
     /// Per asked check that the run is too small for: (check, needed).
     too_few: Vec<(&'static str, Power)>,
+    /// Per endpoint, when it could be picked if not for the whole run
+    /// ("ready from +4.1s"), for the words of a failed check.
+    pub(super) spans: Vec<Option<String>>,
 }
 
 /// Whether a check can be judged at the run's size.
@@ -48,7 +51,20 @@ impl Judge {
     /// Prepares the checks for `calls` calls spread over endpoints with
     /// these expected shares (summing to 1).
     pub fn new(assertions: &Assertions, balancing: Balancing, shares: &[f64], calls: u64) -> Judge {
-        let model = Model::new(balancing, calls);
+        Judge::over_epochs(assertions, balancing, shares, calls, 1)
+    }
+
+    /// The same over a run whose ready set changed: `epochs` spans, each
+    /// balanced on its own (round_robin's exact bound widens by one call
+    /// per span).
+    pub fn over_epochs(
+        assertions: &Assertions,
+        balancing: Balancing,
+        shares: &[f64],
+        calls: u64,
+        epochs: u64,
+    ) -> Judge {
+        let model = Model::new(balancing, calls).over_epochs(epochs);
         let fair = ranges(&model, shares);
         // Only an asked check pays for the search of how many calls it needs.
         let spread_power = if spread_powered(&model, shares) {
@@ -108,7 +124,16 @@ impl Judge {
             ranges: fair,
             spread_power,
             too_few,
+            spans: vec![None; shares.len()],
         }
+    }
+
+    /// Says when each endpoint could be picked, in failures about it.
+    pub fn with_spans(mut self, spans: Vec<Option<String>>) -> Judge {
+        if spans.len() == self.shares.len() {
+            self.spans = spans;
+        }
+        self
     }
 
     /// True when every asked check holds for these counts (same order as
@@ -220,9 +245,14 @@ impl Judge {
         if !idle.is_empty() {
             let said: Vec<String> = idle
                 .iter()
-                .map(|&i| match counts[i] {
-                    0 => format!("{} got no calls (idle)", names[i]),
-                    n => format!("{} answered none of its {n} calls", names[i]),
+                .map(|&i| {
+                    let span = self.spans[i]
+                        .as_ref()
+                        .map_or(String::new(), |s| format!(", {s}"));
+                    match counts[i] {
+                        0 => format!("{} got no calls (idle{span})", names[i]),
+                        n => format!("{} answered none of its {n} calls{span}", names[i]),
+                    }
                 })
                 .collect();
             let message = format!("all-endpoints-hit: {}", said.join("; "));

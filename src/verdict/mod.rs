@@ -10,6 +10,7 @@
 mod assertions;
 mod bound;
 mod checks;
+mod epochs;
 mod errors;
 mod spread;
 mod words;
@@ -209,9 +210,19 @@ pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -
         .zip(&answered)
         .map(|((_, address), ok)| tallies.unreachable.get(address).filter(|_| *ok == 0))
         .collect();
-    let shares = without_unreachable(shares, &unreachable);
+    // When the ready set changed, shares follow the epochs each endpoint
+    // could be picked in (an unreachable one was never ready: share 0).
+    let (shares, spans, epochs) =
+        match epochs::time_aware(&tallies.epochs, &endpoints, &shares, &counts) {
+            Some((shares, spans)) => (shares, spans, tallies.epochs.len() as u64),
+            None => (
+                without_unreachable(shares, &unreachable),
+                vec![None; endpoints.len()],
+                1,
+            ),
+        };
     let calls: u64 = counts.iter().sum();
-    let judge = Judge::new(assertions, balancing, &shares, calls);
+    let judge = Judge::over_epochs(assertions, balancing, &shares, calls, epochs).with_spans(spans);
     let spread = judge.spread(&counts);
     if assertions.spread || assertions.all_endpoints_hit || assertions.expect_endpoints.is_some() {
         findings.extend(errors::unreachable(&endpoints, &unreachable));
@@ -536,5 +547,55 @@ mod tests {
         );
         let dead = v.bounds.iter().find(|b| b.name == "dead").expect("a bound");
         assert_eq!((dead.low, dead.high), (0, 0));
+    }
+
+    /// 4000 calls over a and b, then 6000 over a, b and a newcomer c.
+    fn scale_up(c_got: u64) -> Tallies {
+        let rest = (10_000 - c_got) / 2;
+        let mut r = report(&[("a", rest), ("b", 10_000 - c_got - rest), ("c", c_got)]);
+        let epoch = |from_s, to_s, calls, ready: &[&str]| crate::record::Epoch {
+            from_s,
+            to_s,
+            calls,
+            ready: ready.iter().map(|n| format!("{n}:80")).collect(),
+        };
+        r.epochs = vec![
+            epoch(0.0, 4.0, 4000, &["a", "b"]),
+            epoch(4.0, 10.0, 6000, &["a", "b", "c"]),
+        ];
+        r
+    }
+
+    #[test]
+    fn a_fair_scale_up_passes_on_time_aware_shares() {
+        let v = judge(&scale_up(2000), &even(), per_call(Policy::RoundRobin));
+        assert!(v.holds(), "{:?}", v.failures);
+        let c = v.bounds.iter().find(|b| b.name == "c").expect("c");
+        assert_eq!(c.expected, 2000.0);
+        // Judged on whole-run shares, the same run would fail.
+        let mut flat = scale_up(2000);
+        flat.epochs.clear();
+        assert!(!judge(&flat, &even(), per_call(Policy::RoundRobin)).holds());
+    }
+
+    #[test]
+    fn a_starved_newcomer_fails_by_name_with_when_it_joined() {
+        let v = judge(&scale_up(0), &even(), per_call(Policy::Random));
+        assert!(!v.holds());
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.contains("c got no calls (idle, ready from +4.0s)")),
+            "{:?}",
+            v.failures
+        );
+        let v = judge(&scale_up(300), &even(), per_call(Policy::Random));
+        assert!(
+            v.failures
+                .iter()
+                .any(|f| f.starts_with("spread: c got 300") && f.contains("ready from +4.0s")),
+            "{:?}",
+            v.failures
+        );
     }
 }

@@ -38,7 +38,12 @@ impl Judge {
                 } else {
                     (range.high, "over by")
                 };
-                let idle = if n == 0 { " (idle)" } else { "" };
+                let idle = match (n, &self.spans[i]) {
+                    (0, Some(span)) => format!(" (idle, {span})"),
+                    (0, None) => " (idle)".to_string(),
+                    (_, Some(span)) => format!(" ({span})"),
+                    (_, None) => String::new(),
+                };
                 let message = format!(
                     "spread: {} got {n} of {total} calls ({:.1}%){idle}; a fair balancer gives it {}..{} \
                      (expected {:.0}, {:.1}%); {side} {}",
