@@ -1,81 +1,92 @@
-//! Following the resolver during a headless run: every update is applied
-//! to the pool as it arrives, and what changed is kept for the report.
+//! Following the resolver from the first run to the last: every update is
+//! applied to the pool as it arrives (so in `--mode both` the pods' pool
+//! stays current through the clusterip run too), and what changed is kept
+//! for the reports.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::task::JoinHandle;
 
-use crate::pool::Pool;
+use super::states::seconds_from;
+use crate::pool::{Pool, PoolChange};
 use crate::report::ChangeReport;
 use crate::resolve::{Resolution, Update};
 
-/// What the run saw from the resolver while it ran.
+/// What the resolver did, kept as it happened.
+#[derive(Debug, Default)]
+struct Seen {
+    changes: Vec<(Instant, PoolChange)>,
+    /// Resolver notices and endpoints that could not be dialled.
+    notices: Vec<String>,
+}
+
+/// What a run saw from the resolver.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Followed {
     pub changes: Vec<ChangeReport>,
-    /// Resolver notices and endpoints that could not be dialled.
     pub notices: Vec<String>,
 }
 
 /// A background task that applies the resolver's updates to the pool;
 /// stops when dropped.
 pub(super) struct Follower {
-    followed: Arc<Mutex<Followed>>,
+    seen: Arc<Mutex<Seen>>,
     task: JoinHandle<()>,
 }
 
 impl Follower {
-    /// Starts following. Change times count from the end of `warmup`
-    /// (negative: during warm-up).
-    pub fn start(mut resolution: Resolution, pool: Arc<Pool>, warmup: Duration) -> Follower {
-        let followed: Arc<Mutex<Followed>> = Arc::default();
-        let measure_start = Instant::now() + warmup;
+    /// Starts following.
+    pub fn start(mut resolution: Resolution, pool: Arc<Pool>) -> Follower {
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let task = {
-            let followed = Arc::clone(&followed);
+            let seen = Arc::clone(&seen);
             tokio::spawn(async move {
                 while let Some(update) = resolution.updates.recv().await {
-                    let at_s = signed_seconds_since(measure_start);
-                    let Ok(mut followed) = followed.lock() else {
+                    let at = Instant::now();
+                    let Ok(mut seen) = seen.lock() else {
                         return;
                     };
                     match update {
                         Update::Reset(set) => {
                             let (change, problems) = pool.apply(&set);
                             if !change.is_empty() {
-                                followed.changes.push(ChangeReport {
-                                    at_s: (at_s * 1000.0).round() / 1000.0,
-                                    added: change.added,
-                                    removed: change.removed,
-                                });
+                                seen.changes.push((at, change));
                             }
-                            followed.notices.extend(problems);
+                            seen.notices.extend(problems);
                         }
-                        Update::Notice(notice) => followed.notices.push(notice.to_string()),
+                        Update::Notice(notice) => seen.notices.push(notice.to_string()),
                     }
                 }
             })
         };
-        Follower { followed, task }
+        Follower { seen, task }
     }
 
-    /// What was seen so far.
-    pub fn seen(&self) -> Followed {
-        self.followed.lock().map(|f| f.clone()).unwrap_or_default()
+    /// What was seen from `since` on (a run's start, warm-up included),
+    /// with times counted from `start` (the end of its warm-up).
+    pub fn seen(&self, since: Instant, start: Instant) -> Followed {
+        let Ok(seen) = self.seen.lock() else {
+            return Followed::default();
+        };
+        Followed {
+            changes: seen
+                .changes
+                .iter()
+                .filter(|(at, _)| *at >= since)
+                .map(|(at, change)| ChangeReport {
+                    at_s: seconds_from(start, *at),
+                    added: change.added.clone(),
+                    removed: change.removed.clone(),
+                })
+                .collect(),
+            notices: seen.notices.clone(),
+        }
     }
 }
 
 impl Drop for Follower {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-fn signed_seconds_since(start: Instant) -> f64 {
-    let now = Instant::now();
-    if now >= start {
-        now.duration_since(start).as_secs_f64()
-    } else {
-        -start.duration_since(now).as_secs_f64()
     }
 }

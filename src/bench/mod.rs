@@ -8,6 +8,7 @@ mod follow;
 mod measure;
 mod outcome;
 mod preflight;
+mod presence;
 mod progress;
 mod states;
 mod stop;
@@ -27,7 +28,7 @@ use crate::plan::{BenchPlan, RunMode};
 use crate::pool::{BackoffSettings, Engine, Pool};
 use crate::record::{EndpointKey, Tallies};
 use crate::report::{ClientIdentity, Report, RunInfo};
-use crate::resolve::{self, Resolution};
+use crate::resolve;
 use crate::verdict::Balancing;
 use follow::Follower;
 use measure::{judged_report, measured, start_together, with_client, with_cut};
@@ -89,6 +90,10 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
     if let Some(at) = plan.start_at {
         start_together(at).await;
     }
+    // The pods' pool follows the resolver from here through every run.
+    let follower = resolution
+        .take()
+        .map(|resolution| Follower::start(resolution, Arc::clone(&pool)));
     let dial = Dial {
         call: &call,
         engine: &engine,
@@ -112,13 +117,13 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
                 run_clusterip(plan, &address, *connections, &known, dial, judged).await?
             }
             RunMode::Headless => {
-                let resolution = resolution.take().ok_or_else(|| {
+                let follower = follower.as_ref().ok_or_else(|| {
                     Failure::CannotRun("internal: the headless run has no resolution".into())
                 })?;
                 let mut notices = problems.clone();
                 notices.extend(unreachable.iter().cloned());
                 let headless =
-                    run_headless(plan, resolution, Arc::clone(&pool), dial, notices, judged);
+                    run_headless(plan, follower, Arc::clone(&pool), dial, notices, judged);
                 let mut report = headless.await;
                 if let Some(client) = &mut report.client {
                     client.connect_s = Some(connect_s);
@@ -176,7 +181,9 @@ async fn run_clusterip(
         .iter()
         .map(|k| (k.name.clone(), k.address.clone()))
         .collect();
-    let attribution = Attribution::PerConnection { known: by_name };
+    let attribution = Attribution::PerConnection {
+        known: by_name.clone(),
+    };
     let pool = Arc::new(pool);
     if let Some(samples) = dial.samples.filter(|s| s.wants_more()) {
         call::sample(&pool, dial.call, samples, plan.load.timeout).await;
@@ -187,7 +194,7 @@ async fn run_clusterip(
     };
     Ok(
         windows::until_settled(plan, judged, async |load: LoadPlan| {
-            let (result, cut, _) =
+            let (result, cut, measure_start) =
                 measured(&pool, &load, dial, &attribution, "clusterip", plan.quiet).await;
             let info = RunInfo {
                 mode: "clusterip".into(),
@@ -211,7 +218,9 @@ async fn run_clusterip(
                 balancing,
                 judged,
             );
-            with_cut(with_client(report, &load, &result), cut)
+            let mut report = with_cut(with_client(report, &load, &result), cut);
+            report.generations = presence::generations(&pool, measure_start, &by_name);
+            report
         })
         .await,
     )
@@ -221,13 +230,12 @@ async fn run_clusterip(
 /// following the resolver's changes during the run.
 async fn run_headless(
     plan: &BenchPlan,
-    resolution: Resolution,
+    follower: &Follower,
     pool: Arc<Pool>,
     dial: Dial<'_>,
     notices: Vec<String>,
     judged: bool,
 ) -> Report {
-    let follower = Follower::start(resolution, Arc::clone(&pool), plan.load.warmup);
     let connections = pool.members().len();
     let balancing = Balancing::PerCall {
         policy: plan.policy,
@@ -252,7 +260,7 @@ async fn run_headless(
                 address: m.endpoint().address.clone(),
             })
             .collect();
-        let followed = follower.seen();
+        let followed = follower.seen(measure_start - load.warmup, measure_start);
         let mut notices = notices.clone();
         notices.extend(followed.notices);
         let info = RunInfo {
@@ -269,6 +277,12 @@ async fn run_headless(
         };
         let mut tallies = Tallies::new(&result.record, &expected);
         tallies.unreachable = never_ready(&pool);
+        tallies.epochs = presence::epochs(
+            &pool,
+            &result.record.epoch_calls,
+            measure_start,
+            measure_end,
+        );
         let report = judged_report(
             info,
             &tallies,
@@ -283,6 +297,7 @@ async fn run_headless(
         for endpoint in &mut report.endpoints {
             endpoint.state = states.remove(&endpoint.address);
         }
+        presence::with_presence(&mut report, &pool, measure_start);
         report
     })
     .await

@@ -10,14 +10,7 @@ use crate::report::{StateReport, TransitionReport};
 /// Each member's connection states over the run, by address; `start` is
 /// the end of the warm-up and `end` the end of the run.
 pub(super) fn states(pool: &Pool, start: Instant, end: Instant) -> BTreeMap<String, StateReport> {
-    let seconds = |at: Instant| {
-        let s = if at >= start {
-            at.duration_since(start).as_secs_f64()
-        } else {
-            -start.duration_since(at).as_secs_f64()
-        };
-        (s * 1000.0).round() / 1000.0
-    };
+    let seconds = |at: Instant| seconds_from(start, at);
     pool.members()
         .iter()
         .map(|member| {
@@ -47,6 +40,16 @@ pub(super) fn states(pool: &Pool, start: Instant, end: Instant) -> BTreeMap<Stri
             (member.endpoint().address.clone(), report)
         })
         .collect()
+}
+
+/// Seconds from `start` to `at` to the millisecond (negative: before it).
+pub(super) fn seconds_from(start: Instant, at: Instant) -> f64 {
+    let s = if at >= start {
+        at.duration_since(start).as_secs_f64()
+    } else {
+        -start.duration_since(at).as_secs_f64()
+    };
+    (s * 1000.0).round() / 1000.0
 }
 
 /// Members that were never ready during the run, with the last reason they

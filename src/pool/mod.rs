@@ -204,6 +204,14 @@ impl Pool {
         by_slot.get(slot).cloned()
     }
 
+    /// Every member the pool ever had, removed ones included, by slot.
+    pub fn every_member(&self) -> Vec<Arc<Member>> {
+        self.by_slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Applies a complete endpoint set as a diff. Returns what changed;
     /// an endpoint that cannot be dialled is reported as an error string
     /// and left out.

@@ -8,6 +8,7 @@ pub mod histogram;
 mod provenance;
 mod style;
 mod table;
+mod timeline;
 
 use serde::Serialize;
 
@@ -16,6 +17,10 @@ pub use compare::{comparison_table, conclusion};
 pub use provenance::{BalancingReport, ClientIdentity, SCHEMA, after, parse_rfc3339, rfc3339};
 pub use style::{Style, wrap};
 pub use table::render;
+pub use timeline::{
+    ConnectionGenerations, EpochReport, GenerationReport, LagReport, LagSummary, TimelineReport,
+    sparkline,
+};
 
 use std::time::SystemTime;
 
@@ -95,6 +100,30 @@ pub struct EndpointReport {
     /// The connection's states during the run (headless runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<StateReport>,
+
+    // -- Pods that come and go (issue 10). Seconds count from the start
+    // of the measured window (negative: before it).
+    /// Calls per bucket of the window, ok and failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineReport>,
+    /// When the pool learned of the endpoint (headless runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined_s: Option<f64>,
+    /// When the resolver removed it; absent while it stayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_s: Option<f64>,
+    /// When its first and last recorded call were sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_call_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_call_s: Option<f64>,
+    /// Joined during the run: from joining to its first call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery_lag_s: Option<f64>,
+    /// Left during the run: from its removal to its last call (0 when no
+    /// call went to it after).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_lag_s: Option<f64>,
 }
 
 /// One endpoint's connection states, as gRPC models them: `connecting`,
@@ -201,6 +230,19 @@ pub struct Report {
     /// The metadata every call carried, credentials as `<redacted>`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metadata: Vec<String>,
+
+    // -- Pods that come and go (issue 10).
+    /// Discovery and drain lag over the endpoints that joined or left
+    /// during the run (headless runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<LagReport>,
+    /// The spans with one ready set and the calls each carried, when the
+    /// ready set changed during the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochReport>,
+    /// Clusterip runs: which pod each (re)connection landed on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generations: Vec<ConnectionGenerations>,
 }
 
 /// What describes a run besides its record.
@@ -240,7 +282,21 @@ impl Report {
                 n as f64 / requests as f64
             }
         };
-        let endpoints = tallies
+        // One bucket width for every row, so timelines line up; enough
+        // buckets to cover the window.
+        let width_us = tallies
+            .rows
+            .iter()
+            .map(|(_, t)| t.timeline.width_us)
+            .max()
+            .unwrap_or(0);
+        let buckets = if width_us == 0 {
+            0
+        } else {
+            ((info.elapsed_s * 1e6) as u64).div_ceil(width_us) as usize
+        };
+        let seconds = |us: Option<u64>| us.map(|us| round3(us as f64 / 1e6));
+        let mut endpoints: Vec<EndpointReport> = tallies
             .rows
             .iter()
             .map(|(key, tally)| EndpointReport {
@@ -255,8 +311,26 @@ impl Report {
                 error_messages: tally.error_messages.clone(),
                 latency_histogram: histogram::encode(&tally.latency_us),
                 state: None,
+                timeline: (width_us > 0)
+                    .then(|| TimelineReport::of(&tally.timeline, width_us, buckets)),
+                joined_s: None,
+                left_s: None,
+                first_call_s: seconds(tally.first_call_us),
+                last_call_s: seconds(tally.last_call_us),
+                discovery_lag_s: None,
+                drain_lag_s: None,
             })
             .collect();
+        // A row padded to the longest, so every sparkline spans the run.
+        let longest = endpoints
+            .iter()
+            .filter_map(|e| e.timeline.as_ref().map(|t| t.ok.len()))
+            .max()
+            .unwrap_or(0);
+        for timeline in endpoints.iter_mut().filter_map(|e| e.timeline.as_mut()) {
+            timeline.ok.resize(longest, 0);
+            timeline.errors.resize(longest, 0);
+        }
         let rps = if info.elapsed_s > 0.0 {
             requests as f64 / info.elapsed_s
         } else {
@@ -293,6 +367,9 @@ impl Report {
             unreachable_since_s: None,
             tls: None,
             metadata: Vec::new(),
+            lag: None,
+            epochs: tallies.epochs.iter().map(EpochReport::from).collect(),
+            generations: Vec::new(),
         }
     }
 

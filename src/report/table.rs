@@ -4,6 +4,7 @@
 use comfy_table::{Cell, CellAlignment, Table};
 
 use super::style::{Style, fit, new_table, wrap};
+use super::timeline::{sparkline, squeeze};
 use super::{Latency, Report};
 use crate::record::codes_text;
 use crate::verdict::NOTHING_ASKED;
@@ -14,49 +15,36 @@ use crate::verdict::NOTHING_ASKED;
 struct Columns {
     /// Cells of the share bar; 0 drops the bar.
     bar: usize,
+    /// Cells of the calls-over-time sparkline, shown when the pool changed
+    /// during the run; 0 drops it.
+    timeline: usize,
     max: bool,
     p90: bool,
     p50: bool,
 }
 
-const LAYOUTS: [Columns; 6] = [
-    Columns {
-        bar: 20,
-        max: true,
-        p90: true,
-        p50: true,
-    },
-    Columns {
-        bar: 10,
-        max: true,
-        p90: true,
-        p50: true,
-    },
-    Columns {
-        bar: 0,
-        max: true,
-        p90: true,
-        p50: true,
-    },
-    Columns {
-        bar: 0,
-        max: false,
-        p90: true,
-        p50: true,
-    },
-    Columns {
-        bar: 0,
-        max: false,
-        p90: false,
-        p50: true,
-    },
-    Columns {
-        bar: 0,
-        max: false,
-        p90: false,
-        p50: false,
-    },
+const LAYOUTS: [Columns; 10] = [
+    columns(20, 20, true, true, true),
+    columns(10, 20, true, true, true),
+    columns(0, 20, true, true, true),
+    columns(0, 12, false, true, true),
+    columns(20, 0, true, true, true),
+    columns(10, 0, true, true, true),
+    columns(0, 0, true, true, true),
+    columns(0, 0, false, true, true),
+    columns(0, 0, false, false, true),
+    columns(0, 0, false, false, false),
 ];
+
+const fn columns(bar: usize, timeline: usize, max: bool, p90: bool, p50: bool) -> Columns {
+    Columns {
+        bar,
+        timeline,
+        max,
+        p90,
+        p50,
+    }
+}
 
 /// Renders one run as a title, the per-endpoint table and a summary, to fit
 /// `style.width` columns.
@@ -156,6 +144,16 @@ pub fn render(report: &Report, style: &Style) -> String {
             ));
         }
     }
+    if let Some(line) = report.lag.as_ref().and_then(|lag| lag.line()) {
+        lines.push(wrap(&line, style, 2));
+    }
+    for connection in report
+        .generations
+        .iter()
+        .filter(|c| c.generations.len() > 1)
+    {
+        lines.push(wrap(&generations_line(connection), style, 4));
+    }
     for notice in &report.notices {
         lines.push(wrap(&format!("  note: {notice}"), style, 4));
     }
@@ -218,6 +216,20 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
     if columns.bar > 0 {
         header.push("");
     }
+    let timeline = if changed(report) { columns.timeline } else { 0 };
+    if timeline > 0 {
+        header.push("calls over time");
+    }
+    let squeezed: Vec<Vec<u64>> = report
+        .endpoints
+        .iter()
+        .map(|e| {
+            e.timeline
+                .as_ref()
+                .map_or_else(Vec::new, |t| squeeze(&t.calls(), timeline))
+        })
+        .collect();
+    let peak = squeezed.iter().flatten().copied().max().unwrap_or(0);
     header.push("errors");
     let latencies: Vec<(&str, Percentile)> = [
         (columns.p50, "p50 ms", (|l| l.p50) as Percentile),
@@ -231,7 +243,7 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
     .collect();
     header.extend(latencies.iter().map(|(name, _)| *name));
     let mut table = new_table(header.iter().map(|h| h.to_string()).collect());
-    for e in &report.endpoints {
+    for (e, calls) in report.endpoints.iter().zip(&squeezed) {
         let mut row = vec![
             e.name.clone(),
             e.address.clone(),
@@ -240,6 +252,9 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
         ];
         if columns.bar > 0 {
             row.push(bar(e.share, columns.bar));
+        }
+        if timeline > 0 {
+            row.push(sparkline(calls, timeline, peak));
         }
         row.push(if e.errors == 0 {
             "0".to_string()
@@ -255,14 +270,27 @@ fn endpoint_table(report: &Report, columns: Columns, failing: &[&str], style: &S
             None => Cell::new(text),
         }));
     }
-    let bar_column = usize::from(columns.bar > 0);
-    let numeric = [2, 3].into_iter().chain(4 + bar_column..header.len());
+    let drawn = usize::from(columns.bar > 0) + usize::from(timeline > 0);
+    let numeric = [2, 3].into_iter().chain(4 + drawn..header.len());
     for column in numeric {
         if let Some(c) = table.column_mut(column) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
     table
+}
+
+/// True when the pool changed during the run (endpoints joined, left, went
+/// unready, or a connection landed on another pod): then the table shows
+/// each endpoint's calls over time.
+fn changed(report: &Report) -> bool {
+    !report.changes.is_empty()
+        || !report.epochs.is_empty()
+        || report.generations.iter().any(|c| c.generations.len() > 1)
+        || report
+            .endpoints
+            .iter()
+            .any(|e| e.state.as_ref().is_some_and(|s| s.unavailable_s > 0.0))
 }
 
 /// What the spread statistics say under the verdict's model: even, UNEVEN,
@@ -318,6 +346,27 @@ fn bound_line(v: &crate::verdict::Verdict) -> String {
         format!("of {} calls: {}", v.calls, each.join(", "))
     };
     format!("{ranges} ({})", v.model)
+}
+
+/// "connection 1 landed on pod-a (+0.00s) → pod-b (+2.01s) → …": which pod
+/// each reconnection through the Service address reached.
+fn generations_line(connection: &super::ConnectionGenerations) -> String {
+    const SHOWN: usize = 8;
+    let mut hops: Vec<String> = connection
+        .generations
+        .iter()
+        .take(SHOWN)
+        .map(|g| format!("{} ({:+.2}s)", g.pod.as_deref().unwrap_or("?"), g.at_s))
+        .collect();
+    if connection.generations.len() > SHOWN {
+        hops.push(format!("… {} more", connection.generations.len() - SHOWN));
+    }
+    format!(
+        "  {} landed on {} ({} connections)",
+        connection.connection,
+        hops.join(" → "),
+        connection.generations.len()
+    )
 }
 
 /// A bar of up to `width` cells proportional to a share of all calls.
@@ -414,6 +463,29 @@ mod tests {
             "{narrow}"
         );
         assert!(narrow.contains("p99 ms"), "{narrow}");
+    }
+
+    #[test]
+    fn calls_over_time_show_only_when_the_pool_changed() {
+        let mut report = report();
+        assert!(!render(&report, &at(160)).contains("calls over time"));
+        report.changes.push(crate::report::ChangeReport {
+            at_s: 0.5,
+            added: vec![],
+            removed: vec!["10.244.12.3:50051".into()],
+        });
+        for e in &mut report.endpoints {
+            e.timeline = Some(crate::report::TimelineReport {
+                bucket_s: 0.1,
+                ok: vec![10, 10, 10, 10, 10, 0, 0, 0, 0, 0],
+                errors: vec![0; 10],
+            });
+        }
+        let wide = render(&report, &at(160));
+        assert!(wide.contains("calls over time"), "{wide}");
+        assert!(wide.contains("█████     "), "{wide}");
+        let narrow = render(&report, &at(80));
+        assert!(widest_line(&narrow) <= 80, "{narrow}");
     }
 
     #[test]

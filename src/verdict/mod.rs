@@ -214,7 +214,10 @@ pub fn judge(tallies: &Tallies, assertions: &Assertions, balancing: Balancing) -
     // could be picked in (an unreachable one was never ready: share 0).
     let (shares, spans, epochs) =
         match epochs::time_aware(&tallies.epochs, &endpoints, &shares, &counts) {
-            Some((shares, spans)) => (shares, spans, tallies.epochs.len() as u64),
+            Some((shares, spans)) => {
+                let spans_with_calls = tallies.epochs.iter().filter(|e| e.calls > 0).count();
+                (shares, spans, spans_with_calls as u64)
+            }
             None => (
                 without_unreachable(shares, &unreachable),
                 vec![None; endpoints.len()],
