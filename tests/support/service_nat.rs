@@ -46,7 +46,14 @@ impl ServiceNamespace {
         };
         ns.host(&["ip", "netns", "add", &ns.name]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns.exec(&["ip", "addr", "add", &format!("{SERVICE_IP}/32"), "dev", "lo"]);
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SERVICE_IP}/32"),
+            "dev",
+            "lo",
+        ]);
         // DNAT from a Service IP to 127.0.0.x needs loopback routing of non-loopback sources.
         ns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"]);
         ns.exec(&["iptables", "-t", "nat", "-N", CHAIN]);
