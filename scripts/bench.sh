@@ -9,7 +9,8 @@
 # Rows: 1 connection x 8 and x 32 calls in flight for both tools (grpclb with
 # --threads 1, as h2load's default -t 1), then grpclb headless round_robin
 # over k = 1, 3, 10 backends (one serve process listening on 10 loopback
-# addresses) at 32 in flight. Each row is the best of ROUNDS by req/s; CPU
+# addresses) at 32 in flight, and h2load over 3 and 10 connections to the
+# same server for the same comparison. Each row is the best of ROUNDS by req/s; CPU
 # per call is user+system time of the client over the calls it made.
 # See docs/performance.md.
 set -euo pipefail
@@ -64,9 +65,9 @@ times = sorted(int(line.split("\t")[2]) for line in open(sys.argv[2]) if line.st
 pct = lambda q: times[min(len(times) - 1, int(q * len(times)))] / 1000.0
 print("%.0f %.3f %.3f %.2f" % (rps, pct(0.50), pct(0.99), (user + system) * 1e6 / calls))
 PY
-h2load_run() {
-  local inflight="$1"
-  { /usr/bin/time -f 'cpu %U %S' h2load -n "$calls" -c 1 -m "$inflight" -t 1 \
+h2load_run() { # [calls in flight per connection] [connections]
+  local inflight="$1" conns="${2:-1}"
+  { /usr/bin/time -f 'cpu %U %S' h2load -n "$calls" -c "$conns" -m "$inflight" -t 1 \
       -d "$work/health.bin" "${headers[@]}" --log-file="$work/h2load.log" \
       "http://$first/grpc.health.v1.Health/Check"; } >"$work/h2load.out" 2>&1
   python3 "$work/h2load.py" "$work/h2load.out" "$work/h2load.log" "$calls"
@@ -106,6 +107,12 @@ result[grpclb_32_threads]="$(best grpclb_run 32 "ipv4:$first" "$cores")"
 for k in 1 3 10; do
   result[headless_$k]="$(best grpclb_run 32 "$(targets "$k")" 1)"
 done
+# The peer over k connections to the same server (32 in flight spread over
+# them, rounded up): how much of the headless drop is the server's and the
+# kernel's, not the balancer's.
+for k in 3 10; do
+  result[h2load_conns_$k]="$(best h2load_run $(( (32 + k - 1) / k )) "$k")"
+done
 
 printf '%-40s %9s %8s %8s %12s\n' "row" "req/s" "p50 ms" "p99 ms" "CPU µs/call"
 show() { read -r rps p50 p99 cpu <<<"${result[$2]}"; printf '%-40s %9s %8s %8s %12s\n' "$1" "$rps" "$p50" "$p99" "$cpu"; }
@@ -117,6 +124,8 @@ show "grpclb     1 conn x 32 (--threads $cores)" grpclb_32_threads
 show "headless   k=1  x 32 (--threads 1)"    headless_1
 show "headless   k=3  x 32 (--threads 1)"    headless_3
 show "headless   k=10 x 32 (--threads 1)"    headless_10
+show "h2load     3 conns x 11"               h2load_conns_3
+show "h2load     10 conns x 4"               h2load_conns_10
 echo
 ratio() { read -r a _ _ ca <<<"${result[$1]}"; read -r b _ _ cb <<<"${result[$2]}"; awk -v a="$a" -v b="$b" -v ca="$ca" -v cb="$cb" -v what="$3" \
   'BEGIN { printf "%-44s req/s %.2fx   CPU/call %.2fx\n", what, a / b, ca / cb }'; }
@@ -124,3 +133,5 @@ ratio grpclb_8 h2load_8 "grpclb / h2load at 8 in flight"
 ratio grpclb_32 h2load_32 "grpclb / h2load at 32 in flight"
 ratio headless_3 headless_1 "headless k=3 / k=1"
 ratio headless_10 headless_1 "headless k=10 / k=1"
+ratio h2load_conns_10 h2load_32 "h2load 10 conns / 1 conn (the peer's own drop)"
+ratio headless_10 h2load_conns_10 "headless k=10 / h2load 10 conns"

@@ -1,18 +1,33 @@
 //! One measured window: drive the load with a live progress view until
-//! done or cut short, then judge the tallies and build the report.
+//! done or cut short, then judge the tallies and build the report; and
+//! what every window dials with ([`Dial`]).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::Dial;
 use super::progress::Progress;
+use super::stop::Interrupt;
 use super::stop::{Cut, Watch};
-use crate::load::{Attribution, LoadPlan, RunResult, drive};
+use crate::load::{Attribution, LoadPlan, Prepared, RunResult, drive};
+use crate::method::ResponseSamples;
 use crate::plan::BenchPlan;
-use crate::pool::Pool;
+use crate::pool::{BackoffSettings, Engine, Pool};
 use crate::record::{Live, Tallies};
 use crate::report::{ChangeReport, Report, RunInfo, load_and_client};
 use crate::verdict::{Assertions, Balancing, judge};
+
+/// What a clusterip run dials with: the run's encoded call, the worker
+/// threads and the reconnect backoff.
+#[derive(Clone, Copy)]
+pub(super) struct Dial<'a> {
+    pub call: &'a Prepared,
+    pub engine: &'a Arc<Engine>,
+    pub settings: BackoffSettings,
+    /// `--print-responses` still wanting replies (no pods were known).
+    pub samples: Option<&'a ResponseSamples>,
+    /// Ctrl-C and SIGTERM cut a run short.
+    pub interrupt: &'a Arc<Interrupt>,
+}
 
 /// Drives the load with a live progress view, until done or cut short (a
 /// signal, or no endpoint reachable for longer than the call timeout).

@@ -21,8 +21,7 @@ use std::time::Instant;
 pub use outcome::{Outcome, exit_code};
 
 use crate::Failure;
-use crate::load::{Attribution, LoadPlan, Prepared, identify, raise_open_files_limit};
-use crate::method::ResponseSamples;
+use crate::load::{Attribution, LoadPlan, identify, raise_open_files_limit};
 use crate::pick::RoundRobin;
 use crate::plan::{BenchPlan, RunMode};
 use crate::pool::{BackoffSettings, Engine, Pool};
@@ -31,7 +30,7 @@ use crate::report::{ClientIdentity, Report, RunInfo};
 use crate::resolve;
 use crate::verdict::Balancing;
 use follow::Follower;
-use measure::{judged_report, measured, start_together, with_client, with_cut};
+use measure::{Dial, judged_report, measured, start_together, with_client, with_cut};
 use states::{never_ready, states};
 use stop::Interrupt;
 
@@ -143,19 +142,6 @@ pub async fn run(plan: &BenchPlan) -> Result<Vec<Report>, Failure> {
         eprintln!("{}", samples.render());
     }
     Ok(reports)
-}
-
-/// What a clusterip run dials with: the run's encoded call, the worker
-/// threads and the reconnect backoff.
-#[derive(Clone, Copy)]
-struct Dial<'a> {
-    call: &'a Prepared,
-    engine: &'a Arc<Engine>,
-    settings: BackoffSettings,
-    /// `--print-responses` still wanting replies (no pods were known).
-    samples: Option<&'a ResponseSamples>,
-    /// Ctrl-C and SIGTERM cut a run short.
-    interrupt: &'a Arc<Interrupt>,
 }
 
 /// Dials the Service address over `connections` connections and lets the

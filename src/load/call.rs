@@ -485,7 +485,10 @@ fn from_stream_error(member: &Member, error: &h2::Error, identity: Option<Header
             _ => ErrorCode::INTERNAL,
         }
     };
-    Reply::failed(code, identity)
+    // What broke, in the transport's words ("connection reset by peer").
+    let mut reply = Reply::failed(code, identity);
+    reply.message = Some(error.to_string());
+    reply
 }
 
 /// gRPC's mapping of HTTP statuses to codes (doc/http-grpc-status-mapping.md).
