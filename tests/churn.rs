@@ -527,9 +527,6 @@ impl BenchRun {
     fn finish(self) -> (Output, Value) {
         let output = self.thread.join().expect("the bench thread");
         let report = json(&output);
-        // TEMPORARY: keep the report for a look.
-        let name = thread::current().name().unwrap_or("x").to_string();
-        let _ = std::fs::write(format!("/tmp/churn-{name}.json"), &output.stdout);
         assert_every_call_counted(&report);
         (output, report)
     }
@@ -795,16 +792,39 @@ fn etcd_sigkill_shows_the_failure_before_the_key_expires() {
         failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
         "the failure says why (reset, refused): {failed}"
     );
+    // Nor does it come back: a reconnect that reaches the dying process's
+    // listen backlog is not ready until the server's SETTINGS arrive (as
+    // gRPC's subchannels wait for them), so no epoch after the kill has it.
+    let back: Vec<&Value> = epochs
+        .iter()
+        .filter(|e| {
+            seconds(e, "from_s") >= unready_at
+                && e["ready"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|a| a == dead))
+        })
+        .collect();
+    assert!(
+        back.is_empty(),
+        "the killed pod is ready again after it failed at {unready_at} s: {back:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
 // Kubernetes.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endpointslice_gains_a_pod_and_one_turns_terminating() {
+#[test]
+fn endpointslice_gains_a_pod_and_one_turns_terminating() {
     let _turn = one_at_a_time();
+    // The in-test API server runs on its own runtime's threads while the
+    // test drives the cluster from this one.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the API server");
     let (pods, port) = pods_on_one_port("127.0.42", "slice", 4);
-    let api = FakeApi::start().await;
+    let api = runtime.block_on(FakeApi::start());
     api.put_service("default", "echo", &[("grpc", port as i32)]);
     let pod = |i: usize| {
         endpoint(
@@ -828,10 +848,10 @@ async fn endpointslice_gains_a_pod_and_one_turns_terminating() {
     args.extend(LOAD);
     let bench = BenchRun::start(&args);
 
-    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(bench.spawned.elapsed())).await;
+    bench.sleep_until(Duration::from_millis(2500));
     let scaling = SystemTime::now();
     api.put_slice("default", echo(vec![pod(1), pod(2), pod(3), pod(4)]));
-    tokio::time::sleep(Duration::from_millis(4500).saturating_sub(bench.spawned.elapsed())).await;
+    bench.sleep_until(Duration::from_millis(4500));
     // The pod is being deleted: no longer ready, still serving until its grace period ends.
     let terminating = SystemTime::now();
     let going = endpoint_with(
@@ -846,9 +866,7 @@ async fn endpointslice_gains_a_pod_and_one_turns_terminating() {
         },
     );
     api.put_slice("default", echo(vec![going, pod(2), pod(3), pod(4)]));
-    let (output, report) = tokio::task::spawn_blocking(move || bench.finish())
-        .await
-        .expect("the bench finishes");
+    let (output, report) = bench.finish();
 
     assert_passed(&output, &report);
     assert_eq!(count(&report, "errors"), 0, "{report}");
@@ -910,12 +928,12 @@ fn dns_record_added_mid_run_is_called_within_one_refresh_and_one_bucket() {
     assert_eq!(count(&report, "errors"), 0, "{report}");
     let added = window_s(&report, adding);
     let address = pods[2].address.to_string();
-    let joined = assert_joined_mid_run(&report, &address, added, added);
     let new_row = row(&report, &address);
     let bucket_s = Timeline::of(new_row).bucket_s;
+    let joined = seconds(new_row, "joined_s");
     let first = seconds(new_row, "first_call_s");
     assert!(
-        joined - added <= refresh_s + CLOCK_SLACK_S,
+        joined - added <= refresh_s + bucket_s,
         "the next refresh (every {refresh_s} s) finds the record set at {added} s; it joined at {joined} s: {new_row}\n{}",
         dns.log()
     );
@@ -923,6 +941,7 @@ fn dns_record_added_mid_run_is_called_within_one_refresh_and_one_bucket() {
         first - added <= refresh_s + bucket_s,
         "first call at {first} s, record set at {added} s: more than --dns-refresh ({refresh_s} s) + one bucket ({bucket_s} s): {new_row}"
     );
+    assert_joined_mid_run(&report, &address, added, added);
     for pod in &pods[..2] {
         assert_steady(&report, &pod.address.to_string());
     }
@@ -1031,7 +1050,6 @@ fn clusterip_reconnects_through_kernel_nat_on_max_connection_age() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report = json(&output);
-    let _ = std::fs::write("/tmp/churn-nat.json", &output.stdout); // TEMPORARY
     assert_every_call_counted(&report);
     assert_eq!(
         count(&report, "errors"),
