@@ -316,9 +316,13 @@ pub async fn exchange(member: &Member, call: &Prepared, message: usize) -> Reply
     let Some((sender, generation)) = member.sender() else {
         return Reply::refused();
     };
-    let reply = send(member, sender, call, message).await;
-    if let Some(identity) = &reply.identity {
-        member.saw_identity(identity, generation);
+    let mut reply = send(member, sender, call, message).await;
+    match &reply.identity {
+        Some(identity) => member.saw_identity(identity, generation),
+        // A failure without the header went to the pod this connection
+        // reached (behind a Service address, not necessarily the last one).
+        None if !reply.refused => reply.identity = member.identity_on(generation),
+        None => {}
     }
     reply
 }

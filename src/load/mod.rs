@@ -89,7 +89,11 @@ pub struct RunResult {
 
 /// A call refused by a connection that was going away is sent again
 /// elsewhere this many times at most (gRPC's transparent retry).
-const MAX_TRANSPARENT_RETRIES: u32 = 4;
+const MAX_TRANSPARENT_RETRIES: u32 = 8;
+
+/// How long a refused call waits, per retry so far, for the connection
+/// that refused it to stop being picked.
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Calls a worker finishes between updates of the live counters.
 const LIVE_BATCH: u64 = 32;
@@ -315,7 +319,14 @@ async fn call_once(
             tokio::time::timeout_at(deadline, exchange(&member, &run.call, message)).await
         };
         match reply {
-            Ok(reply) if reply.refused && retries < MAX_TRANSPARENT_RETRIES => retries += 1,
+            Ok(reply) if reply.refused && retries < MAX_TRANSPARENT_RETRIES => {
+                retries += 1;
+                // Let the refusing connection leave the ready list (it got
+                // GOAWAY, or closed) before picking again, not spin on it.
+                let pause = RETRY_PAUSE * retries;
+                let until = deadline.min(tokio::time::Instant::now() + pause);
+                run.pool.until_unready(&member, until).await;
+            }
             Ok(reply) => break (member, epoch, Ok(reply)),
             Err(_elapsed) => break (member, epoch, Err(ErrorCode::DEADLINE_EXCEEDED)),
         }

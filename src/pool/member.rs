@@ -41,6 +41,13 @@ pub struct Generation {
     pub identity: Option<String>,
 }
 
+/// One connection as the link keeps it (the identity as it came).
+struct Dialled {
+    number: u64,
+    at: Instant,
+    identity: Option<HeaderValue>,
+}
+
 /// The connection to one address and what is known about it: shared by
 /// every version of the member and by its connection task.
 pub(super) struct Link {
@@ -54,7 +61,7 @@ pub(super) struct Link {
     in_flight: AtomicUsize,
     last_identity: ArcSwapOption<HeaderValue>,
     /// Every connection made so far, in order, with who answered on it.
-    generations: Mutex<Vec<Generation>>,
+    generations: Mutex<Vec<Dialled>>,
     /// The newest generation whose identity is known (0: none).
     identified: AtomicU64,
     /// Woken when the member is removed.
@@ -123,7 +130,7 @@ impl Link {
         let generation = {
             let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
             let number = generations.len() as u64 + 1;
-            generations.push(Generation {
+            generations.push(Dialled {
                 number,
                 at: Instant::now(),
                 identity: None,
@@ -197,11 +204,33 @@ impl Member {
 
     /// Every connection made so far, oldest first.
     pub fn generations(&self) -> Vec<Generation> {
-        self.link
+        let generations = self
+            .link
             .generations
             .lock()
-            .map(|g| g.clone())
-            .unwrap_or_default()
+            .unwrap_or_else(|e| e.into_inner());
+        generations
+            .iter()
+            .map(|g| Generation {
+                number: g.number,
+                at: g.at,
+                identity: g.identity.as_ref().and_then(identity_text),
+            })
+            .collect()
+    }
+
+    /// Who answered on connection `generation`, once a reply said: a
+    /// failed call that carried no identity went to that pod.
+    pub fn identity_on(&self, generation: u64) -> Option<HeaderValue> {
+        let generations = self
+            .link
+            .generations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        generations
+            .iter()
+            .find(|g| g.number == generation)
+            .and_then(|g| g.identity.clone())
     }
 
     /// The server sent GOAWAY: no new calls on this connection; calls in
@@ -244,7 +273,7 @@ impl Member {
             if let Some(g) = generations.iter_mut().find(|g| g.number == generation)
                 && g.identity.is_none()
             {
-                g.identity = identity_text(identity);
+                g.identity = Some(identity.clone());
             }
         }
     }

@@ -311,6 +311,23 @@ impl Pool {
         }
     }
 
+    /// Waits until `member` is no longer among the ready ones, or until
+    /// `deadline`.
+    pub async fn until_unready(&self, member: &Member, deadline: Instant) {
+        loop {
+            let changed = self.membership.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let ready = self.membership.ready.load();
+            if !ready.members.iter().any(|m| m.slot() == member.slot()) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Waits until every member has left `Connecting` at least once (ready
     /// or failed), or until `deadline`.
     pub async fn settled(&self, deadline: Instant) {
