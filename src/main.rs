@@ -13,6 +13,12 @@ use grpclb::report::{Report, Style};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // h2 and hyper open `tracing` spans around every frame; with no
+    // dispatcher set, tracing's `log` feature (which a dependency turns on)
+    // checks for a `log` logger at each span's every enter and exit. A
+    // dispatcher that listens to nothing skips that: grpclb reports through
+    // its own output, never through tracing (docs/performance.md).
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let cli = cli::parse();
     let style = print::style(cli.color);
     match dispatch(cli.command, &style).await {

@@ -118,10 +118,10 @@ pub async fn run_resolved(
             RunMode::ClusterIp {
                 address,
                 connections,
-            } => run_clusterip(plan, address, *connections, &known, dial, judged).await?,
+            } => run_clusterip(plan, address, *connections, &known, dial, judged, &pool).await?,
             RunMode::ServiceOfTarget { connections } => {
                 let address = resolve::service_address(&plan.target, &plan.resolve).await?;
-                run_clusterip(plan, &address, *connections, &known, dial, judged).await?
+                run_clusterip(plan, &address, *connections, &known, dial, judged, &pool).await?
             }
             RunMode::Headless => {
                 let follower = follower.as_ref().ok_or_else(|| {
@@ -153,7 +153,8 @@ pub async fn run_resolved(
 }
 
 /// Dials the Service address over `connections` connections and lets the
-/// network pick a pod per connection.
+/// network pick a pod per connection. Pods the resolver added since they
+/// were identified (`pods` follows it) get a row too, idle or not.
 async fn run_clusterip(
     plan: &BenchPlan,
     address: &str,
@@ -161,6 +162,7 @@ async fn run_clusterip(
     known: &[EndpointKey],
     dial: Dial<'_>,
     judged: bool,
+    pods: &Pool,
 ) -> Result<Report, Failure> {
     let pool = Pool::fixed_connections(
         address,
@@ -202,7 +204,12 @@ async fn run_clusterip(
                 balancing,
                 measured_by: Some(ClientIdentity::from_env()),
             };
-            let tallies = Tallies::new(&result.record, known);
+            let mut expected = known.to_vec();
+            let newcomers = presence::in_pool(pods)
+                .into_iter()
+                .filter(|pod| !known.iter().any(|k| k.address == pod.address));
+            expected.extend(newcomers);
+            let tallies = Tallies::new(&result.record, &expected);
             let report = judged_report(
                 info,
                 &tallies,
@@ -246,14 +253,7 @@ async fn run_headless(
         )
         .await;
         let measure_end = Instant::now();
-        let expected: Vec<EndpointKey> = pool
-            .members()
-            .iter()
-            .map(|m| EndpointKey {
-                name: m.fallback_identity(),
-                address: m.endpoint().address.clone(),
-            })
-            .collect();
+        let expected = presence::in_pool(&pool);
         let followed = follower.seen(measure_start - load.warmup, measure_start);
         let mut notices = notices.clone();
         notices.extend(followed.notices);

@@ -10,8 +10,20 @@ use std::time::Instant;
 
 use super::states::seconds_from;
 use crate::pool::{Member, Pool, Reason, State};
-use crate::record::Epoch;
+use crate::record::{EndpointKey, Epoch};
 use crate::report::{ConnectionGenerations, GenerationReport, LagReport, LagSummary, Report};
+
+/// The pool's members now, as the rows a run expects: named by who they
+/// last answered as, else by the resolver's label.
+pub(super) fn in_pool(pool: &Pool) -> Vec<EndpointKey> {
+    pool.members()
+        .iter()
+        .map(|m| EndpointKey {
+            name: m.fallback_identity(),
+            address: m.endpoint().address.clone(),
+        })
+        .collect()
+}
 
 /// The pool's epochs that overlap the window `start..end`, with the calls
 /// recorded in each (`epoch_calls`, by epoch number).
