@@ -20,6 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::linger::Linger;
+
+/// How long a closed connection waits for the client to close its side.
+const LINGER_LIMIT: Duration = Duration::from_secs(1);
+
 /// `--max-connection-age` and its grace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionAge {
@@ -76,6 +81,9 @@ pub async fn serve_connections<S>(
             }
         };
         let _ = stream.set_nodelay(true);
+        let Ok((stream, linger)) = Linger::keep(stream) else {
+            continue;
+        };
         let service = TowerToHyperService::new(service.clone());
         let drain_started = drain_started.clone();
         let age = age.map(|a| (a.jittered(), a.grace));
@@ -101,6 +109,7 @@ pub async fn serve_connections<S>(
                 Some(grace) => drop(tokio::time::timeout(grace, connection).await),
                 None => drop(connection.await),
             }
+            linger.close(LINGER_LIMIT).await;
         });
     }
     // Stop accepting (clients now get "connection refused"), then drain.

@@ -9,6 +9,7 @@ mod connections;
 mod echo;
 mod faults;
 mod identity;
+mod linger;
 mod listen;
 mod run;
 mod tls;
