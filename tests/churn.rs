@@ -532,29 +532,10 @@ impl BenchRun {
     }
 }
 
-/// `grpclb serve --listen ADDRESS --name NAME FLAGS…`; `address` may have port 0.
-fn serve(address: &str, name: &str, flags: &[&str]) -> Backend {
-    let mut command = Command::new(grpclb_bin());
-    command.args(["serve", "--listen", address, "--name", name]);
-    command.args(flags);
-    let (process, line) = spawn_until_line(command, "listening on", START_LIMIT);
-    let address = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read the address from {line:?}"));
-    Backend {
-        name: name.to_string(),
-        address,
-        process,
-    }
-}
-
 /// Pods as a headless Service has them: `{network}.1` … `{network}.{n}`,
 /// all on one port (pods share a container port), named `{prefix}-i`.
 fn pods_on_one_port(network: &str, prefix: &str, count: usize) -> (Vec<Backend>, u16) {
-    let first = serve(&format!("{network}.1:0"), &format!("{prefix}-1"), &[]);
+    let first = Backend::start_on(&format!("{network}.1:0"), &format!("{prefix}-1"), &[]);
     let port = first.address.port();
     let mut pods = vec![first];
     for i in 2..=count {
@@ -562,7 +543,7 @@ fn pods_on_one_port(network: &str, prefix: &str, count: usize) -> (Vec<Backend>,
         // Fail here, not as a start-up time-out, when the port is taken.
         TcpListener::bind((ip.as_str(), port))
             .unwrap_or_else(|e| panic!("{ip}:{port} is taken ({e}); run the test again"));
-        pods.push(serve(
+        pods.push(Backend::start_on(
             &format!("{ip}:{port}"),
             &format!("{prefix}-{i}"),
             &[],

@@ -13,31 +13,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Backend, assert_accounted, code, grpclb_bin, json, spawn_until_line};
+use support::{Backend, assert_accounted, code, grpclb_bin, json};
 
 /// A loopback address nothing listens on: connecting is refused.
 fn refused_address(ip: &str) -> SocketAddr {
     let listener = TcpListener::bind(format!("{ip}:0")).expect("bind a loopback port");
     listener.local_addr().expect("bound address")
-}
-
-/// `grpclb serve` with extra flags, on a given address (port 0: any).
-fn serve_on(address: &str, name: &str, extra: &[&str]) -> Backend {
-    let mut command = Command::new(grpclb_bin());
-    command.args(["serve", "--listen", address, "--name", name]);
-    command.args(extra);
-    let (process, line) = spawn_until_line(command, "listening on", Duration::from_secs(20));
-    let address = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("cannot read the address from {line:?}"));
-    Backend {
-        name: name.to_string(),
-        address,
-        process,
-    }
 }
 
 fn target(addresses: &[SocketAddr]) -> String {
@@ -118,9 +99,9 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn dead_pod_share_spreads_evenly_over_the_ready_ones() {
     let pods = [
-        serve_on("127.0.7.11:0", "spread-a", &[]),
-        serve_on("127.0.7.12:0", "spread-b", &[]),
-        serve_on("127.0.7.13:0", "spread-c", &[]),
+        Backend::start_on("127.0.7.11:0", "spread-a", &[]),
+        Backend::start_on("127.0.7.12:0", "spread-b", &[]),
+        Backend::start_on("127.0.7.13:0", "spread-c", &[]),
     ];
     let dead = refused_address("127.0.7.10");
     let mut addresses = vec![dead];
@@ -156,8 +137,8 @@ fn dead_pod_share_spreads_evenly_over_the_ready_ones() {
 #[test]
 fn dead_pod_fails_assert_even_even_in_a_short_run() {
     let pods = [
-        serve_on("127.0.7.21:0", "short-a", &[]),
-        serve_on("127.0.7.22:0", "short-b", &[]),
+        Backend::start_on("127.0.7.21:0", "short-a", &[]),
+        Backend::start_on("127.0.7.22:0", "short-b", &[]),
     ];
     let dead = refused_address("127.0.7.20");
     let target = target(&[pods[0].address, pods[1].address, dead]);
@@ -182,9 +163,9 @@ fn dead_pod_fails_assert_even_even_in_a_short_run() {
 #[test]
 fn failing_pod_fails_assert_even_with_its_codes() {
     let pods = [
-        serve_on("127.0.7.31:0", "fail-a", &[]),
-        serve_on("127.0.7.32:0", "fail-b", &[]),
-        serve_on("127.0.7.33:0", "fail-c", &["--fail-with", "UNAVAILABLE"]),
+        Backend::start_on("127.0.7.31:0", "fail-a", &[]),
+        Backend::start_on("127.0.7.32:0", "fail-b", &[]),
+        Backend::start_on("127.0.7.33:0", "fail-c", &["--fail-with", "UNAVAILABLE"]),
     ];
     let addresses: Vec<SocketAddr> = pods.iter().map(|p| p.address).collect();
     let run = BenchRun::start(&[&target(&addresses), "-n", "3000", "--assert-even"]);
@@ -208,9 +189,9 @@ fn failing_pod_fails_assert_even_with_its_codes() {
 #[test]
 fn sigkill_costs_only_calls_in_flight() {
     let mut pods = [
-        serve_on("127.0.7.41:0", "kill-a", &[]),
-        serve_on("127.0.7.42:0", "kill-b", &[]),
-        serve_on("127.0.7.43:0", "kill-c", &[]),
+        Backend::start_on("127.0.7.41:0", "kill-a", &[]),
+        Backend::start_on("127.0.7.42:0", "kill-b", &[]),
+        Backend::start_on("127.0.7.43:0", "kill-c", &[]),
     ];
     let addresses: Vec<SocketAddr> = pods.iter().map(|p| p.address).collect();
     let run = BenchRun::start(&[&target(&addresses), "-z", "4s", "-c", "8"]);
@@ -242,9 +223,9 @@ fn sigkill_costs_only_calls_in_flight() {
 #[test]
 fn graceful_drain_costs_no_call() {
     let mut pods = [
-        serve_on("127.0.7.51:0", "drain-a", &["--delay", "5ms"]),
-        serve_on("127.0.7.52:0", "drain-b", &["--delay", "5ms"]),
-        serve_on("127.0.7.53:0", "drain-c", &["--delay", "5ms"]),
+        Backend::start_on("127.0.7.51:0", "drain-a", &["--delay", "5ms"]),
+        Backend::start_on("127.0.7.52:0", "drain-b", &["--delay", "5ms"]),
+        Backend::start_on("127.0.7.53:0", "drain-c", &["--delay", "5ms"]),
     ];
     let addresses: Vec<SocketAddr> = pods.iter().map(|p| p.address).collect();
     let run = BenchRun::start(&[&target(&addresses), "-z", "4s", "-c", "16"]);
@@ -271,8 +252,8 @@ fn graceful_drain_costs_no_call() {
 
 #[test]
 fn restarted_pod_gets_calls_again() {
-    let steady = serve_on("127.0.7.61:0", "restart-a", &[]);
-    let mut flaky = serve_on("127.0.7.62:0", "restart-b", &[]);
+    let steady = Backend::start_on("127.0.7.61:0", "restart-a", &[]);
+    let mut flaky = Backend::start_on("127.0.7.62:0", "restart-b", &[]);
     let flaky_address = flaky.address.to_string();
     let run = BenchRun::start(&[
         &target(&[steady.address, flaky.address]),
@@ -284,7 +265,7 @@ fn restarted_pod_gets_calls_again() {
     thread::sleep(Duration::from_millis(1000));
     flaky.process.kill();
     thread::sleep(Duration::from_millis(500));
-    let _restarted = serve_on(&flaky_address, "restart-b", &[]);
+    let _restarted = Backend::start_on(&flaky_address, "restart-b", &[]);
     let (output, _) = run.finish(Duration::from_secs(60));
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let report = json(&output);
@@ -302,8 +283,8 @@ fn restarted_pod_gets_calls_again() {
 #[test]
 fn ctrl_c_prints_the_partial_report() {
     let pods = [
-        serve_on("127.0.7.71:0", "cancel-a", &[]),
-        serve_on("127.0.7.72:0", "cancel-b", &[]),
+        Backend::start_on("127.0.7.71:0", "cancel-a", &[]),
+        Backend::start_on("127.0.7.72:0", "cancel-b", &[]),
     ];
     let target = target(&[pods[0].address, pods[1].address]);
     for (signal, expected) in [("INT", 130), ("TERM", 143)] {
@@ -332,8 +313,8 @@ fn ctrl_c_prints_the_partial_report() {
 #[test]
 fn every_endpoint_gone_exits_3_promptly() {
     let mut pods = [
-        serve_on("127.0.7.81:0", "gone-a", &[]),
-        serve_on("127.0.7.82:0", "gone-b", &[]),
+        Backend::start_on("127.0.7.81:0", "gone-a", &[]),
+        Backend::start_on("127.0.7.82:0", "gone-b", &[]),
     ];
     let target = target(&[pods[0].address, pods[1].address]);
     let run = BenchRun::start(&[&target, "-z", "60s", "--timeout", "2s"]);

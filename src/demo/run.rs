@@ -70,29 +70,17 @@ async fn run_fixed(
         .await
         .map_err(|e| Failure::CannotRun(format!("cannot start the demo pods: {e}")))?;
     let service = start_service(pods.addresses.clone()).await?;
-    let bench = BenchPlan {
-        method: None,
-        target: Target::Static {
-            addresses: pods.addresses.iter().map(|a| a.to_string()).collect(),
-        },
-        pods_known: true,
-        runs: vec![
+    let bench = bench_over(
+        plan,
+        pods.addresses.iter().map(|a| a.to_string()).collect(),
+        vec![
             RunMode::ClusterIp {
                 address: service.address.to_string(),
                 connections: 1,
             },
             RunMode::Headless,
         ],
-        policy: plan.policy,
-        load: plan.load.clone(),
-        assertions: Assertions::default(),
-        settle: None,
-        start_at: None,
-        output: plan.output,
-        quiet: plan.quiet,
-        resolve: ResolveOptions::default(),
-        tls: None,
-    };
+    );
     let pod_list: Vec<String> = pods.addresses.iter().map(|a| a.to_string()).collect();
     announce(format!(
         "grpclb demo: {} pods on {}, a ClusterIP stand-in on {} (one random pod per TCP connection, as kube-proxy does)\n",
@@ -135,4 +123,24 @@ fn explanation(reports: &[Report]) -> String {
          see docs/kubernetes.md and try `grpclb bench svc.ns:port --mode both --assert-even`.",
     );
     text
+}
+
+/// The bench a demo runs: these modes over the local pods at `addresses`,
+/// with the demo's load, asserting nothing.
+pub(super) fn bench_over(plan: &DemoPlan, addresses: Vec<String>, runs: Vec<RunMode>) -> BenchPlan {
+    BenchPlan {
+        method: None,
+        target: Target::Static { addresses },
+        pods_known: true,
+        runs,
+        policy: plan.policy,
+        load: plan.load.clone(),
+        assertions: Assertions::default(),
+        settle: None,
+        start_at: None,
+        output: plan.output,
+        quiet: plan.quiet,
+        resolve: ResolveOptions::default(),
+        tls: None,
+    }
 }

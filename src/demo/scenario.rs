@@ -10,10 +10,7 @@ use crate::Failure;
 use crate::load::Stop;
 use crate::plan::{BenchPlan, DemoPlan, RunMode, SCENARIO_DURATION, Scenario};
 use crate::report::Report;
-use crate::resolve::ResolveOptions;
 use crate::serve::{ConnectionAge, ServeSettings};
-use crate::target::Target;
-use crate::verdict::Assertions;
 
 /// What a rollout waits between starting a pod and removing an old one,
 /// and between removing it and stopping it (a preStop pause).
@@ -197,23 +194,7 @@ fn bench_plan(plan: &DemoPlan, cluster: &Cluster, clusterip: bool) -> BenchPlan 
     } else {
         RunMode::Headless
     };
-    BenchPlan {
-        method: None,
-        target: Target::Static {
-            addresses: cluster.addresses(),
-        },
-        pods_known: true,
-        runs: vec![run],
-        policy: plan.policy,
-        load: plan.load.clone(),
-        assertions: Assertions::default(),
-        settle: None,
-        start_at: None,
-        output: plan.output,
-        quiet: plan.quiet,
-        resolve: ResolveOptions::default(),
-        tls: None,
-    }
+    super::run::bench_over(plan, cluster.addresses(), vec![run])
 }
 
 /// Plays the script's steps, each at its time after `start` (the end of

@@ -130,8 +130,14 @@ impl Backend {
 
     /// [`Backend::start`] with more `serve` flags (faults, connection age).
     pub fn start_with(ip: &str, name: &str, flags: &[&str]) -> Backend {
+        Backend::start_on(&format!("{ip}:0"), name, flags)
+    }
+
+    /// `grpclb serve --listen ADDRESS --name NAME FLAGS…` on an exact
+    /// address (port 0 for any), e.g. a pod restarted where it was.
+    pub fn start_on(address: &str, name: &str, flags: &[&str]) -> Backend {
         let mut command = Command::new(grpclb_bin());
-        command.args(["serve", "--listen", &format!("{ip}:0"), "--name", name]);
+        command.args(["serve", "--listen", address, "--name", name]);
         command.args(flags);
         let (process, line) = spawn_until_line(command, "listening on", Duration::from_secs(20));
         let address = line
