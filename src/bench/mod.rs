@@ -204,12 +204,13 @@ async fn run_clusterip(
                 balancing,
                 measured_by: Some(ClientIdentity::from_env()),
             };
-            let mut expected = known.to_vec();
-            let newcomers = presence::in_pool(pods)
+            let newcomers: Vec<EndpointKey> = presence::in_pool(pods)
                 .into_iter()
-                .filter(|pod| !known.iter().any(|k| k.address == pod.address));
-            expected.extend(newcomers);
-            let tallies = Tallies::new(&result.record, &expected);
+                .filter(|pod| !known.iter().any(|k| k.address == pod.address))
+                .collect();
+            let record = presence::placed(result.record.clone(), address, &newcomers);
+            let expected = [known, &newcomers].concat();
+            let tallies = Tallies::new(&record, &expected);
             let report = judged_report(
                 info,
                 &tallies,

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::states::seconds_from;
 use crate::pool::{Member, Pool, Reason, State};
-use crate::record::{EndpointKey, Epoch};
+use crate::record::{EndpointKey, Epoch, Recorder};
 use crate::report::{ConnectionGenerations, GenerationReport, LagReport, LagSummary, Report};
 
 /// The pool's members now, as the rows a run expects: named by who they
@@ -23,6 +23,26 @@ pub(super) fn in_pool(pool: &Pool) -> Vec<EndpointKey> {
             address: m.endpoint().address.clone(),
         })
         .collect()
+}
+
+/// Calls a clusterip run could only credit to the Service address (the pod
+/// that answered joined after the pods were identified) moved to that
+/// pod's row, found by name among `newcomers`.
+pub(super) fn placed(mut record: Recorder, service: &str, newcomers: &[EndpointKey]) -> Recorder {
+    let keys: Vec<EndpointKey> = record.by_endpoint.keys().cloned().collect();
+    for key in keys.into_iter().filter(|k| k.address == service) {
+        let Some(pod) = newcomers.iter().find(|n| n.name == key.name) else {
+            continue;
+        };
+        if let Some(tally) = record.by_endpoint.remove(&key) {
+            record
+                .by_endpoint
+                .entry(pod.clone())
+                .or_default()
+                .merge(&tally);
+        }
+    }
+    record
 }
 
 /// The pool's epochs that overlap the window `start..end`, with the calls

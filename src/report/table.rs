@@ -127,7 +127,8 @@ pub fn render(report: &Report, style: &Style) -> String {
         if let Some(state) = e
             .state
             .as_ref()
-            .filter(|s| s.now != "ready" || s.unavailable_s > 0.0)
+            // Milliseconds of connecting (a pod that joined) are not news.
+            .filter(|s| s.now != "ready" || s.unavailable_s >= 0.005)
         {
             let last = state.transitions.last();
             let why = last
