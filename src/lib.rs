@@ -29,6 +29,7 @@ pub mod report;
 pub mod resolve;
 pub mod serve;
 pub mod signal;
+pub mod status;
 pub mod target;
 pub mod tls;
 pub mod verdict;

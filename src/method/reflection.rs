@@ -95,7 +95,7 @@ impl ReflectionClient {
                 Err(status) => {
                     return Err(Negotiation::Failed(format!(
                         "{} ({})",
-                        crate::serve::code_name(status.code()),
+                        crate::status::code_name(status.code()),
                         status.message()
                     )));
                 }
@@ -200,7 +200,7 @@ impl ReflectionClient {
             address: self.address.clone(),
             detail: format!(
                 "{} ({})",
-                crate::serve::code_name(status.code()),
+                crate::status::code_name(status.code()),
                 status.message()
             ),
         })

@@ -15,34 +15,15 @@ use http::HeaderValue;
 use super::histogram::AtomicHistogram;
 use super::timeline::Timeline;
 use super::{EndpointKey, Recorder, Tally, add_epoch_calls};
+use crate::status::CODE_NAMES;
 
 /// Why a call failed: a gRPC status code, or one of the client's own
 /// outcomes. Kept as an index so counting needs no string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ErrorCode(u8);
 
-/// Names by index: gRPC's codes 0–16, then the client's own.
-const NAMES: [&str; 19] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-    "NOT_SERVING",
-    "NO_ENDPOINT",
-];
+/// The client's own outcomes, numbered after gRPC's codes 0–16.
+const CLIENT_NAMES: [&str; 2] = ["NOT_SERVING", "NO_ENDPOINT"];
 
 impl ErrorCode {
     pub const CANCELLED: ErrorCode = ErrorCode(1);
@@ -58,7 +39,7 @@ impl ErrorCode {
     pub const NOT_SERVING: ErrorCode = ErrorCode(17);
     /// No member became ready within the call's timeout.
     pub const NO_ENDPOINT: ErrorCode = ErrorCode(18);
-    const COUNT: usize = NAMES.len();
+    const COUNT: usize = CODE_NAMES.len() + CLIENT_NAMES.len();
 
     /// The code of a `grpc-status` value; `None` for 0 (OK). Values
     /// outside gRPC's range count as UNKNOWN, as the spec says.
@@ -75,7 +56,12 @@ impl ErrorCode {
 
     /// The canonical upper-case name.
     pub fn name(self) -> &'static str {
-        NAMES[self.0 as usize]
+        let i = self.0 as usize;
+        CODE_NAMES
+            .get(i)
+            .or_else(|| CLIENT_NAMES.get(i - CODE_NAMES.len()))
+            .copied()
+            .unwrap_or("UNKNOWN")
     }
 }
 
@@ -156,13 +142,13 @@ impl Rows {
                     tally.errors += n;
                     *tally
                         .error_codes
-                        .entry(NAMES[code].to_string())
+                        .entry(ErrorCode(code as u8).name().to_string())
                         .or_default() += n;
                 }
             }
             for thread in threads {
                 for (_, code, message) in thread.messages.iter().filter(|(r, _, _)| *r == i) {
-                    tally.keep_message(NAMES[code.0 as usize], message);
+                    tally.keep_message(code.name(), message);
                 }
             }
             let mut latency = Tally::default().latency_us;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use tonic::Code;
+
+use crate::status::{CODE_NAMES, code_name};
 use tower::{Layer, Service};
 
 /// What a server does wrong on purpose (`grpclb serve --delay …`). The
@@ -78,32 +80,6 @@ impl Faults {
         }
         parts.join(", ")
     }
-}
-
-/// gRPC's status code names, as the spec spells them, by number.
-const CODE_NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
-/// The spec's name of a status code (`UNAVAILABLE`).
-pub fn code_name(code: Code) -> &'static str {
-    CODE_NAMES.get(code as usize).copied().unwrap_or("UNKNOWN")
 }
 
 /// A failure status from its name (`UNAVAILABLE`, `unavailable`,

@@ -26,7 +26,7 @@ use tower::util::{MapRequestLayer, MapResponseLayer};
 
 pub use connections::ConnectionAge;
 pub use echo::EchoService;
-pub use faults::{FaultLayer, Faults, code_name, parse_failure_code};
+pub use faults::{FaultLayer, Faults, parse_failure_code};
 pub use identity::Identity;
 pub use listen::{bind_all, listener_name, parse_listen};
 pub use run::run;
